@@ -1,0 +1,1 @@
+"""Workflow specs: manifest text <-> typed proto <-> the Argo-shaped dict the core uses."""

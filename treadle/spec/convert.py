@@ -1,0 +1,125 @@
+"""Convert between the Argo-shaped workflow dict and the typed proto messages.
+
+The dict form is what manifests hold and what the pure core works on
+(camelCase keys, `steps` as a list of lists). The proto form is what travels
+on the wire. Fields the proto does not declare are not supported by treadle
+and are rejected with their full path.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from google.protobuf import json_format
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
+
+from treadle.errors import FieldViolation, InvalidSpec
+from treadle.workflow.v1 import workflow_pb2
+
+# Keys Kubernetes tooling adds that carry no meaning for a run.
+_IGNORED_TOP_LEVEL = {"apiVersion", "kind"}
+# Fields whose YAML value may be a number or a boolean; Argo keeps them as text.
+_STRINGISH = {"value", "default"}
+_STRING_LIST_FIELDS = {"command", "args", "dependencies"}
+
+
+def workflow_from_dict(doc: dict[str, Any]) -> workflow_pb2.Workflow:
+    """Build a Workflow message from an Argo-shaped dict (a parsed manifest)."""
+    body = {k: v for k, v in doc.items() if k not in _IGNORED_TOP_LEVEL}
+    body.pop("status", None)
+    wire = _to_wire_shape(copy.deepcopy(body))
+    violations: list[FieldViolation] = []
+    _check_fields(wire, workflow_pb2.Workflow.DESCRIPTOR, "", violations)
+    if violations:
+        raise InvalidSpec(violations)
+    msg = workflow_pb2.Workflow()
+    try:
+        json_format.ParseDict(wire, msg)
+    except json_format.ParseError as exc:
+        raise InvalidSpec(FieldViolation("", f"invalid manifest: {exc}")) from None
+    return msg
+
+
+def workflow_to_dict(msg: workflow_pb2.Workflow) -> dict[str, Any]:
+    """The Argo-shaped dict of a Workflow message (status included when set)."""
+    out = json_format.MessageToDict(msg)
+    for tmpl in out.get("spec", {}).get("templates", []):
+        if "steps" in tmpl:
+            tmpl["steps"] = [group.get("steps", []) for group in tmpl["steps"]]
+    return out
+
+
+def spec_to_dict(spec: workflow_pb2.WorkflowSpec) -> dict[str, Any]:
+    return workflow_to_dict(workflow_pb2.Workflow(spec=spec)).get("spec", {})
+
+
+def spec_from_dict(spec: dict[str, Any]) -> workflow_pb2.WorkflowSpec:
+    return workflow_from_dict({"spec": spec}).spec
+
+
+def template_from_dict(tmpl: dict[str, Any]) -> workflow_pb2.Template:
+    return workflow_from_dict({"spec": {"templates": [tmpl]}}).spec.templates[0]
+
+
+def template_to_dict(tmpl: workflow_pb2.Template) -> dict[str, Any]:
+    return spec_to_dict(workflow_pb2.WorkflowSpec(templates=[tmpl]))["templates"][0]
+
+
+def _to_wire_shape(node: Any, key: str = "") -> Any:
+    """Adapt the manifest's shapes to proto3 JSON: steps groups, stringish values."""
+    if isinstance(node, dict):
+        out: dict[str, Any] = {}
+        for k, v in node.items():
+            if k == "steps" and isinstance(v, list):
+                out[k] = [{"steps": _to_wire_shape(g, "steps")} if isinstance(g, list) else _to_wire_shape(g) for g in v]
+            elif k in _STRINGISH and isinstance(v, (bool, int, float)):
+                out[k] = _scalar_text(v)
+            elif k in _STRING_LIST_FIELDS and isinstance(v, list):
+                out[k] = [_scalar_text(i) if isinstance(i, (bool, int, float)) else i for i in v]
+            else:
+                out[k] = _to_wire_shape(v, k)
+        return out
+    if isinstance(node, list):
+        return [_to_wire_shape(i, key) for i in node]
+    return node
+
+
+def _scalar_text(v: bool | int | float) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
+
+
+def _check_fields(node: Any, desc: Descriptor, path: str, out: list[FieldViolation]) -> None:
+    if not isinstance(node, dict):
+        out.append(FieldViolation(path or "manifest", f"expected a mapping, got {_kind(node)}"))
+        return
+    by_name: dict[str, FieldDescriptor] = {}
+    for f in desc.fields:
+        by_name[f.json_name] = f
+        by_name[f.name] = f
+    for key, value in node.items():
+        sub = f"{path}.{key}" if path else key
+        field = by_name.get(key)
+        if field is None:
+            out.append(FieldViolation(sub, "field is not supported by treadle"))
+            continue
+        if value is None or field.message_type is None:
+            continue
+        if field.message_type.GetOptions().map_entry:
+            continue
+        if field.message_type.full_name.startswith("google.protobuf."):
+            continue
+        if field.label == FieldDescriptor.LABEL_REPEATED:
+            if not isinstance(value, list):
+                out.append(FieldViolation(sub, f"expected a list, got {_kind(value)}"))
+                continue
+            for i, item in enumerate(value):
+                _check_fields(item, field.message_type, f"{sub}[{i}]", out)
+        else:
+            _check_fields(value, field.message_type, sub, out)
+
+
+def _kind(value: Any) -> str:
+    return {dict: "a mapping", list: "a list", str: "a string"}.get(type(value), type(value).__name__)
