@@ -1,0 +1,1 @@
+"""Runtimes launch a step's executor: local processes, Docker containers, Kubernetes pods."""

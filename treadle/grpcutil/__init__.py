@@ -1,0 +1,1 @@
+"""gRPC plumbing shared by every treadle server and client."""

@@ -1,0 +1,1 @@
+"""Durable state shared helpers. Each service owns its own tables."""
