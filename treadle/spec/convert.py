@@ -9,6 +9,7 @@ and are rejected with their full path.
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 from google.protobuf import json_format
@@ -22,6 +23,7 @@ _IGNORED_TOP_LEVEL = {"apiVersion", "kind"}
 # Fields whose YAML value may be a number or a boolean; Argo keeps them as text.
 _STRINGISH = {"value", "default"}
 _STRING_LIST_FIELDS = {"command", "args", "dependencies"}
+_GROUP_PATH = re.compile(r"steps\[(\d+)\]\.steps\[(\d+)\]")
 
 
 def workflow_from_dict(doc: dict[str, Any]) -> workflow_pb2.Workflow:
@@ -32,7 +34,7 @@ def workflow_from_dict(doc: dict[str, Any]) -> workflow_pb2.Workflow:
     violations: list[FieldViolation] = []
     _check_fields(wire, workflow_pb2.Workflow.DESCRIPTOR, "", violations)
     if violations:
-        raise InvalidSpec(violations)
+        raise InvalidSpec([FieldViolation(_manifest_path(v.field), v.description) for v in violations])
     msg = workflow_pb2.Workflow()
     try:
         json_format.ParseDict(wire, msg)
@@ -72,7 +74,9 @@ def _to_wire_shape(node: Any, key: str = "") -> Any:
         out: dict[str, Any] = {}
         for k, v in node.items():
             if k == "steps" and isinstance(v, list):
-                out[k] = [{"steps": _to_wire_shape(g, "steps")} if isinstance(g, list) else _to_wire_shape(g) for g in v]
+                out[k] = [
+                    {"steps": _to_wire_shape(g, "steps")} if isinstance(g, list) else _to_wire_shape(g) for g in v
+                ]
             elif k in _STRINGISH and isinstance(v, (bool, int, float)):
                 out[k] = _scalar_text(v)
             elif k in _STRING_LIST_FIELDS and isinstance(v, list):
@@ -83,6 +87,11 @@ def _to_wire_shape(node: Any, key: str = "") -> Any:
     if isinstance(node, list):
         return [_to_wire_shape(i, key) for i in node]
     return node
+
+
+def _manifest_path(wire_path: str) -> str:
+    """Undo the wire shape of steps groups in a path: steps[1].steps[0] -> steps[1][0]."""
+    return _GROUP_PATH.sub(r"steps[\1][\2]", wire_path)
 
 
 def _scalar_text(v: bool | int | float) -> str:
@@ -111,7 +120,7 @@ def _check_fields(node: Any, desc: Descriptor, path: str, out: list[FieldViolati
             continue
         if field.message_type.full_name.startswith("google.protobuf."):
             continue
-        if field.label == FieldDescriptor.LABEL_REPEATED:
+        if field.is_repeated:
             if not isinstance(value, list):
                 out.append(FieldViolation(sub, f"expected a list, got {_kind(value)}"))
                 continue

@@ -42,7 +42,9 @@ def load_manifest(text: str, *, source: str = "manifest", kinds: tuple[str, ...]
 def check_kind(doc: dict[str, Any], kinds: tuple[str, ...] = WORKFLOW_KINDS) -> None:
     api_version = doc.get("apiVersion", API_VERSION)
     if api_version != API_VERSION:
-        raise InvalidSpec(FieldViolation("apiVersion", f"unsupported apiVersion {api_version!r}; expected {API_VERSION!r}"))
+        raise InvalidSpec(
+            FieldViolation("apiVersion", f"unsupported apiVersion {api_version!r}; expected {API_VERSION!r}")
+        )
     kind = doc.get("kind")
     if kind is None:
         raise InvalidSpec(FieldViolation("kind", f"kind is required; expected {' or '.join(kinds)}"))

@@ -772,19 +772,25 @@ class ValueFrom(_message.Message):
 
     PATH_FIELD_NUMBER: _builtins.int
     DEFAULT_FIELD_NUMBER: _builtins.int
+    PARAMETER_FIELD_NUMBER: _builtins.int
     path: _builtins.str
     """Read the value from this file after the main command exits."""
     default: _builtins.str
-    """Used when the file is missing."""
+    """Used when the file is missing or the parameter cannot be resolved."""
+    parameter: _builtins.str
+    """For steps and dag templates: the value of a child's output, as
+    "{{steps.A.outputs.parameters.X}}" or "{{tasks.A.outputs.result}}".
+    """
     def __init__(
         self,
         *,
         path: _builtins.str = ...,
         default: _builtins.str | None = ...,
+        parameter: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_default", b"_default", "default", b"default"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_default", b"_default", "default", b"default", "path", b"path"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_default", b"_default", "default", b"default", "parameter", b"parameter", "path", b"path"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__default: _TypeAlias = _typing.Literal["default"]  # noqa: Y015
     _WhichOneofArgType__default: _TypeAlias = _typing.Literal["_default", b"_default"]  # noqa: Y015

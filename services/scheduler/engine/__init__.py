@@ -1,0 +1,26 @@
+"""The pure workflow engine: events in, decisions out. Imports no transport or infrastructure."""
+
+from treadle.services.scheduler.engine.model import (
+    FINAL_PHASES,
+    Launch,
+    Node,
+    NodePhase,
+    NodeType,
+    WorkflowState,
+    node_id_for,
+)
+from treadle.services.scheduler.engine.nodes import MemoryNodeTable, NodeTable
+from treadle.services.scheduler.engine.workflow import WorkflowEngine
+
+__all__ = [
+    "FINAL_PHASES",
+    "Launch",
+    "MemoryNodeTable",
+    "Node",
+    "NodePhase",
+    "NodeTable",
+    "NodeType",
+    "WorkflowEngine",
+    "WorkflowState",
+    "node_id_for",
+]

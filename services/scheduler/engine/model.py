@@ -1,0 +1,117 @@
+"""The engine's records: nodes, workflow state and decisions."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+class NodePhase:
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    ERROR = "Error"
+    SKIPPED = "Skipped"
+    OMITTED = "Omitted"
+
+
+class NodeType:
+    POD = "Pod"
+    STEPS = "Steps"
+    STEP_GROUP = "StepGroup"
+    DAG = "DAG"
+    SKIPPED = "Skipped"
+
+
+FINAL_PHASES = frozenset({NodePhase.SUCCEEDED, NodePhase.FAILED, NodePhase.ERROR, NodePhase.SKIPPED, NodePhase.OMITTED})
+# Phases a dependency may end in and still count as fulfilled.
+FULFILLED_OK = frozenset({NodePhase.SUCCEEDED, NodePhase.SKIPPED})
+
+
+def fnv32a(text: str) -> int:
+    h = 0x811C9DC5
+    for byte in text.encode():
+        h ^= byte
+        h = (h * 0x01000193) & 0xFFFFFFFF
+    return h
+
+
+def node_id_for(workflow: str, node_name: str) -> str:
+    """Argo's node id: the workflow name for the root, else name-<fnv32a(node name)>."""
+    return workflow if node_name == workflow else f"{workflow}-{fnv32a(node_name)}"
+
+
+@dataclass
+class Node:
+    id: str
+    name: str
+    display_name: str
+    type: str
+    template_name: str
+    phase: str = NodePhase.PENDING
+    # The steps or dag node that owns this node's scope ({{steps.X}} / {{tasks.X}}).
+    boundary_id: str = ""
+    # The node whose progress this node's completion advances (a group, dag or steps node).
+    parent_id: str = ""
+    children: list[str] = field(default_factory=list)
+    started_at: float | None = None
+    finished_at: float | None = None
+    message: str = ""
+    inputs: dict[str, Any] = field(default_factory=dict)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    attempt: int = 0
+    # Progress of composite nodes: next group (steps), task counters (dag, group).
+    progress: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def done(self) -> bool:
+        return self.phase in FINAL_PHASES
+
+    @property
+    def pod_name(self) -> str:
+        return self.id if self.type == NodeType.POD else ""
+
+    def to_record(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Node:
+        return cls(**record)
+
+
+@dataclass
+class WorkflowState:
+    name: str
+    uid: str
+    phase: str = NodePhase.PENDING
+    started_at: float | None = None
+    finished_at: float | None = None
+    message: str = ""
+    # Global outputs: {"parameters": [{name, value}], "artifacts": [{name, stored}]}.
+    outputs: dict[str, Any] = field(default_factory=dict)
+    pods_total: int = 0
+    pods_done: int = 0
+
+    @property
+    def done(self) -> bool:
+        return self.phase in FINAL_PHASES
+
+    @property
+    def progress(self) -> str:
+        return f"{self.pods_done}/{self.pods_total}"
+
+    def to_record(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> WorkflowState:
+        return cls(**record)
+
+
+@dataclass(frozen=True)
+class Launch:
+    """Decision: start this pod node's attempt."""
+
+    node_id: str
+    attempt: int

@@ -1,0 +1,43 @@
+"""Where the engine keeps nodes. The scheduler backs this with SQLite."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Protocol
+
+from treadle.services.scheduler.engine.model import Node
+
+
+class NodeTable(Protocol):
+    def get(self, node_id: str) -> Node | None: ...
+
+    def put(self, node: Node) -> None:
+        """Store a new or changed node; the owner persists what changed."""
+
+    def all(self) -> Iterator[Node]: ...
+
+
+class MemoryNodeTable:
+    """Nodes in a dict, recording which changed since the last `take_dirty`."""
+
+    def __init__(self, nodes: list[Node] | None = None) -> None:
+        self._nodes = {n.id: n for n in nodes or []}
+        self._dirty: set[str] = set()
+
+    def get(self, node_id: str) -> Node | None:
+        return self._nodes.get(node_id)
+
+    def put(self, node: Node) -> None:
+        self._nodes[node.id] = node
+        self._dirty.add(node.id)
+
+    def all(self) -> Iterator[Node]:
+        return iter(list(self._nodes.values()))
+
+    def take_dirty(self) -> list[Node]:
+        dirty = [self._nodes[i] for i in sorted(self._dirty)]
+        self._dirty.clear()
+        return dirty
+
+    def __len__(self) -> int:
+        return len(self._nodes)

@@ -1,0 +1,131 @@
+"""SchedulerService's own tables: admitted workflows' run state and their nodes."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from treadle.services.scheduler.engine.model import Node, WorkflowState
+from treadle.store.sqlite import migrate
+
+SCHEMA = [
+    """CREATE TABLE scheduler_workflows (
+        name TEXT PRIMARY KEY,
+        uid TEXT NOT NULL,
+        namespace TEXT NOT NULL,
+        created_at REAL,
+        spec TEXT NOT NULL,
+        state TEXT NOT NULL,
+        done INTEGER NOT NULL DEFAULT 0,
+        resource_version INTEGER NOT NULL DEFAULT 1
+    )""",
+    """CREATE TABLE scheduler_nodes (
+        workflow TEXT NOT NULL,
+        node_id TEXT NOT NULL,
+        record TEXT NOT NULL,
+        PRIMARY KEY (workflow, node_id)
+    ) WITHOUT ROWID""",
+]
+
+
+@dataclass
+class StoredRun:
+    name: str
+    uid: str
+    namespace: str
+    created_at: float | None
+    spec: dict[str, Any]
+    state: WorkflowState
+    resource_version: int
+
+
+class SchedulerRepository:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        migrate(conn, "scheduler", SCHEMA)
+
+    def insert(self, run: StoredRun) -> bool:
+        """Store a new run; False when a run with that name exists already."""
+        cur = self.conn.execute(
+            "INSERT OR IGNORE INTO scheduler_workflows(name, uid, namespace, created_at, spec, state, done) "
+            "VALUES (?, ?, ?, ?, ?, ?, 0)",
+            (run.name, run.uid, run.namespace, run.created_at, json.dumps(run.spec), _dump(run.state.to_record())),
+        )
+        return cur.rowcount == 1
+
+    def save(self, state: WorkflowState, nodes: Iterable[Node]) -> int:
+        """Persist the run state and changed nodes in one transaction; return the new resource version."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            self.conn.executemany(
+                "INSERT INTO scheduler_nodes(workflow, node_id, record) VALUES (?, ?, ?) "
+                "ON CONFLICT(workflow, node_id) DO UPDATE SET record = excluded.record",
+                [(state.name, n.id, _dump(n.to_record())) for n in nodes],
+            )
+            row = self.conn.execute(
+                "UPDATE scheduler_workflows SET state = ?, done = ?, resource_version = resource_version + 1 "
+                "WHERE name = ? RETURNING resource_version",
+                (_dump(state.to_record()), int(state.done), state.name),
+            ).fetchone()
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        return int(row[0]) if row else 0
+
+    def load(self, name: str) -> StoredRun | None:
+        row = self.conn.execute(
+            "SELECT name, uid, namespace, created_at, spec, state, resource_version FROM scheduler_workflows "
+            "WHERE name = ?",
+            (name,),
+        ).fetchone()
+        return _run(row) if row else None
+
+    def load_nodes(self, name: str) -> list[Node]:
+        rows = self.conn.execute("SELECT record FROM scheduler_nodes WHERE workflow = ?", (name,)).fetchall()
+        return [Node.from_record(json.loads(r[0])) for r in rows]
+
+    def unfinished(self) -> list[StoredRun]:
+        rows = self.conn.execute(
+            "SELECT name, uid, namespace, created_at, spec, state, resource_version FROM scheduler_workflows "
+            "WHERE done = 0 ORDER BY created_at"
+        ).fetchall()
+        return [_run(r) for r in rows]
+
+    def states(self, names: list[str]) -> dict[str, WorkflowState]:
+        out: dict[str, WorkflowState] = {}
+        for start in range(0, len(names), 500):
+            chunk = names[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self.conn.execute(f"SELECT name, state FROM scheduler_workflows WHERE name IN ({marks})", chunk)
+            out.update({r[0]: WorkflowState.from_record(json.loads(r[1])) for r in rows})
+        return out
+
+    def delete(self, name: str) -> None:
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            self.conn.execute("DELETE FROM scheduler_nodes WHERE workflow = ?", (name,))
+            self.conn.execute("DELETE FROM scheduler_workflows WHERE name = ?", (name,))
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+
+
+def _dump(record: dict[str, Any]) -> str:
+    return json.dumps(record, separators=(",", ":"))
+
+
+def _run(row: tuple[Any, ...]) -> StoredRun:
+    return StoredRun(
+        name=row[0],
+        uid=row[1],
+        namespace=row[2],
+        created_at=row[3],
+        spec=json.loads(row[4]),
+        state=WorkflowState.from_record(json.loads(row[5])),
+        resource_version=row[6],
+    )

@@ -1,0 +1,215 @@
+"""The scheduler's core: engines for running workflows, their persistence, and the runtime.
+
+It imports no grpc. The servicer converts messages and calls in here; the
+runtime's exit callback calls in here too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from treadle.auth import StepTokens
+from treadle.config import ServiceAddresses
+from treadle.errors import FailedPrecondition, NotFound
+from treadle.services.scheduler.engine import Launch, MemoryNodeTable, Node, NodePhase, WorkflowEngine, WorkflowState
+from treadle.services.scheduler.repository import SchedulerRepository, StoredRun
+from treadle.services.scheduler.runtimes.base import LaunchSpec, Runtime, StepExit
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Snapshot:
+    state: WorkflowState
+    nodes: list[Node]
+    version: int
+
+
+@dataclass
+class Run:
+    """A workflow the scheduler is driving, held in memory until it finishes."""
+
+    engine: WorkflowEngine
+    table: MemoryNodeTable
+    version: int
+    changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+    def snapshot(self) -> Snapshot:
+        return Snapshot(self.engine.state, list(self.table.all()), self.version)
+
+
+class Scheduler:
+    def __init__(self, repo: SchedulerRepository, runtime: Runtime, tokens: StepTokens) -> None:
+        self.repo = repo
+        self.runtime = runtime
+        self.tokens = tokens
+        self.addresses = ServiceAddresses()
+        self._runs: dict[str, Run] = {}
+        # Finished runs keep their Condition briefly so watchers see the final state.
+        self._closing: dict[str, Run] = {}
+
+    async def start(self, addresses: ServiceAddresses) -> None:
+        """Start the runtime and resume every workflow left unfinished by a previous process."""
+        self.addresses = addresses
+        await self.runtime.start(self._on_exit)
+        for stored in self.repo.unfinished():
+            run = self._load(stored)
+            launches = run.engine.start()
+            for pod in run.engine.unfinished_pods():
+                if pod.phase in (NodePhase.PENDING, NodePhase.RUNNING):
+                    relaunch = run.engine.relaunch(pod.id)
+                    if relaunch is not None:
+                        launches.append(relaunch)
+            log.info("resuming workflow %s with %d step(s) to launch", stored.name, len(launches))
+            await self._commit(run, launches)
+
+    async def stop(self) -> None:
+        await self.runtime.close()
+
+    # -- calls from the services ---------------------------------------------
+
+    async def start_workflow(
+        self, name: str, uid: str, namespace: str, created_at: float | None, spec: dict[str, Any]
+    ) -> bool:
+        state = WorkflowState(name=name, uid=uid)
+        stored = StoredRun(name, uid, namespace or "default", created_at, spec, state, 1)
+        if not self.repo.insert(stored):
+            existing = self.repo.load(name)
+            if existing is not None and existing.uid != uid:
+                raise FailedPrecondition(f"workflow {name!r} exists with another uid", subject=f"workflows/{name}")
+            return False
+        run = self._load(stored)
+        await self._commit(run, run.engine.start())
+        return True
+
+    async def complete_step(
+        self, workflow: str, node_id: str, attempt: int, phase: str, outputs: dict[str, Any], message: str
+    ) -> bool:
+        run = self._runs.get(workflow)
+        if run is None:
+            if self.repo.load(workflow) is None:
+                raise NotFound("workflow", workflow)
+            return False  # finished already
+        launches = run.engine.complete_pod(node_id, attempt, phase, outputs, message)
+        if launches is None:
+            return False
+        await self._commit(run, launches)
+        return True
+
+    def step_context(self, workflow: str, node_id: str, attempt: int) -> tuple[dict[str, Any], Node, WorkflowState]:
+        run = self._runs.get(workflow)
+        node = run.table.get(node_id) if run else None
+        if run is None or node is None:
+            raise NotFound("step", f"{workflow}/{node_id}")
+        if node.attempt != attempt or node.done:
+            raise FailedPrecondition(
+                f"attempt {attempt} of step {node.name!r} is not the current one", subject=f"{workflow}/{node_id}"
+            )
+        return run.engine.step_context(node_id), node, run.engine.state
+
+    def snapshot(self, name: str, *, with_nodes: bool = True) -> Snapshot:
+        run = self._runs.get(name)
+        if run is not None:
+            return run.snapshot()
+        stored = self.repo.load(name)
+        if stored is None:
+            raise NotFound("workflow", name)
+        nodes = self.repo.load_nodes(name) if with_nodes else []
+        return Snapshot(stored.state, nodes, stored.resource_version)
+
+    def states(self, names: list[str]) -> dict[str, WorkflowState]:
+        found = self.repo.states([n for n in names if n not in self._runs])
+        found.update({n: self._runs[n].engine.state for n in names if n in self._runs})
+        return found
+
+    async def watch(self, name: str) -> AsyncIterator[Snapshot]:
+        """The current snapshot, then one per change, ending once the workflow is final."""
+        last = -1
+        while True:
+            run = self._runs.get(name) or self._closing.get(name)
+            if run is None:
+                snap = self.snapshot(name)
+                if snap.version != last:
+                    yield snap
+                if snap.state.done:
+                    return
+                await asyncio.sleep(0.05)  # admitted but not yet loaded here
+                continue
+            async with run.changed:
+                await run.changed.wait_for(lambda run=run: run.version != last)  # type: ignore[misc]
+            snap = run.snapshot()
+            last = snap.version
+            yield snap
+            if snap.state.done:
+                return
+
+    async def delete(self, name: str) -> None:
+        run = self._runs.pop(name, None)
+        if run is not None:
+            for pod in run.engine.unfinished_pods():
+                await self.runtime.cancel(name, pod.id, pod.attempt, "workflow deleted")
+            run.engine.state.phase = NodePhase.FAILED
+            run.engine.state.message = "workflow deleted"
+            run.version += 1
+            async with run.changed:
+                run.changed.notify_all()
+        elif self.repo.load(name) is None:
+            raise NotFound("workflow", name)
+        self.repo.delete(name)
+        await self.runtime.cleanup(name)
+
+    # -- internals ------------------------------------------------------------
+
+    def _load(self, stored: StoredRun) -> Run:
+        table = MemoryNodeTable(self.repo.load_nodes(stored.name))
+        engine = WorkflowEngine(
+            stored.state, stored.spec, table, namespace=stored.namespace, created_at=stored.created_at
+        )
+        run = Run(engine=engine, table=table, version=stored.resource_version)
+        self._runs[stored.name] = run
+        return run
+
+    async def _commit(self, run: Run, launches: list[Launch]) -> None:
+        """Persist what the engine changed, wake watchers, then launch the decided steps."""
+        for launch in launches:
+            run.engine.pod_started(launch.node_id, launch.attempt)
+        run.version = self.repo.save(run.engine.state, run.table.take_dirty())
+        async with run.changed:
+            run.changed.notify_all()
+        name = run.engine.state.name
+        for launch in launches:
+            await self.runtime.launch(self._launch_spec(run, launch))
+        if run.engine.state.done and self._runs.get(name) is run:
+            del self._runs[name]
+            self._closing[name] = run
+            asyncio.get_running_loop().call_later(5.0, self._closing.pop, name, None)
+            await self.runtime.cleanup(name)
+
+    def _launch_spec(self, run: Run, launch: Launch) -> LaunchSpec:
+        state = run.engine.state
+        node = run.table.get(launch.node_id)
+        assert node is not None
+        return LaunchSpec(
+            workflow=state.name,
+            workflow_uid=state.uid,
+            node_id=node.id,
+            pod_name=node.pod_name,
+            attempt=launch.attempt,
+            token=self.tokens.issue(state.name, node.id, launch.attempt),
+            services=self.addresses,
+            template=run.engine.step_context(node.id),
+        )
+
+    async def _on_exit(self, exit: StepExit) -> None:
+        if exit.reported:
+            return
+        message = exit.message or "the executor exited without reporting"
+        log.warning("step %s/%s attempt %d: %s", exit.workflow, exit.node_id, exit.attempt, message)
+        try:
+            await self.complete_step(exit.workflow, exit.node_id, exit.attempt, NodePhase.ERROR, {}, message)
+        except NotFound:
+            pass  # deleted while the step ran

@@ -1,0 +1,82 @@
+"""Engine records -> treadle.workflow.v1 status messages."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from google.protobuf import json_format
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from treadle.services.scheduler.engine.model import Node, NodePhase, NodeType, WorkflowState
+from treadle.workflow.v1 import workflow_pb2 as wf
+
+NODE_PHASES = {
+    NodePhase.PENDING: wf.NODE_PHASE_PENDING,
+    NodePhase.RUNNING: wf.NODE_PHASE_RUNNING,
+    NodePhase.SUCCEEDED: wf.NODE_PHASE_SUCCEEDED,
+    NodePhase.FAILED: wf.NODE_PHASE_FAILED,
+    NodePhase.ERROR: wf.NODE_PHASE_ERROR,
+    NodePhase.SKIPPED: wf.NODE_PHASE_SKIPPED,
+    NodePhase.OMITTED: wf.NODE_PHASE_OMITTED,
+}
+PHASE_NAMES = {v: k for k, v in NODE_PHASES.items()}
+WORKFLOW_PHASES = {
+    NodePhase.PENDING: wf.WORKFLOW_PHASE_PENDING,
+    NodePhase.RUNNING: wf.WORKFLOW_PHASE_RUNNING,
+    NodePhase.SUCCEEDED: wf.WORKFLOW_PHASE_SUCCEEDED,
+    NodePhase.FAILED: wf.WORKFLOW_PHASE_FAILED,
+    NodePhase.ERROR: wf.WORKFLOW_PHASE_ERROR,
+}
+NODE_TYPES = {
+    NodeType.POD: wf.NODE_TYPE_POD,
+    NodeType.STEPS: wf.NODE_TYPE_STEPS,
+    NodeType.STEP_GROUP: wf.NODE_TYPE_STEP_GROUP,
+    NodeType.DAG: wf.NODE_TYPE_DAG,
+    NodeType.SKIPPED: wf.NODE_TYPE_SKIPPED,
+}
+
+
+def timestamp(ts: float | None) -> Timestamp | None:
+    if ts is None:
+        return None
+    out = Timestamp()
+    out.FromNanoseconds(int(ts * 1e9))
+    return out
+
+
+def workflow_status(state: WorkflowState, nodes: Iterable[Node] = ()) -> wf.WorkflowStatus:
+    status = wf.WorkflowStatus(
+        phase=WORKFLOW_PHASES.get(state.phase, wf.WORKFLOW_PHASE_UNSPECIFIED),
+        message=state.message,
+        progress=state.progress,
+        started_at=timestamp(state.started_at),
+        finished_at=timestamp(state.finished_at),
+    )
+    if state.outputs:
+        json_format.ParseDict(state.outputs, status.outputs)
+    for node in nodes:
+        status.nodes[node.id].CopyFrom(node_status(node))
+    return status
+
+
+def node_status(node: Node) -> wf.NodeStatus:
+    msg = wf.NodeStatus(
+        id=node.id,
+        name=node.name,
+        display_name=node.display_name,
+        type=NODE_TYPES[node.type],
+        phase=NODE_PHASES[node.phase],
+        template_name=node.template_name,
+        boundary_id=node.boundary_id,
+        children=node.children,
+        started_at=timestamp(node.started_at),
+        finished_at=timestamp(node.finished_at),
+        message=node.message,
+        attempt=node.attempt,
+        pod_name=node.pod_name,
+    )
+    if node.inputs.get("parameters") or node.inputs.get("artifacts"):
+        json_format.ParseDict(node.inputs, msg.inputs, ignore_unknown_fields=True)
+    if node.outputs:
+        json_format.ParseDict(node.outputs, msg.outputs, ignore_unknown_fields=True)
+    return msg
