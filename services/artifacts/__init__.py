@@ -1,0 +1,1 @@
+"""ArtifactService: the artifact repository behind a streaming gRPC API."""
