@@ -1,0 +1,1 @@
+"""AdmissionService: the front door that validates, stores and hands off workflows, and answers reads."""

@@ -1,0 +1,192 @@
+"""AdmissionService's own tables: the workflow records and the request ids of past deletions."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from treadle.errors import AlreadyExists, NotFound
+from treadle.store.sqlite import migrate
+
+SCHEMA = [
+    """
+    CREATE TABLE admission_workflows (
+        name TEXT PRIMARY KEY,
+        uid TEXT NOT NULL UNIQUE,
+        namespace TEXT NOT NULL,
+        generate_name TEXT NOT NULL,
+        labels TEXT NOT NULL,
+        annotations TEXT NOT NULL,
+        created_at_ns INTEGER NOT NULL,
+        spec TEXT NOT NULL,
+        request_id TEXT UNIQUE,
+        handed_off INTEGER NOT NULL DEFAULT 0
+    )
+    """,
+    "CREATE INDEX admission_workflows_by_creation ON admission_workflows(created_at_ns, name)",
+    "CREATE INDEX admission_workflows_not_handed_off ON admission_workflows(created_at_ns) WHERE handed_off = 0",
+    """
+    CREATE TABLE admission_deletions (
+        request_id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        deleted_at REAL NOT NULL
+    )
+    """,
+]
+
+_COLUMNS = "name, uid, namespace, generate_name, labels, annotations, created_at_ns, spec, request_id, handed_off"
+
+
+@dataclass(frozen=True)
+class WorkflowRecord:
+    """What admission knows about a workflow. Its status belongs to the scheduler."""
+
+    name: str
+    uid: str
+    namespace: str
+    generate_name: str
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    created_at_ns: int
+    # The Argo-shaped spec dict, arguments applied.
+    spec: dict[str, Any]
+    request_id: str = ""
+    handed_off: bool = False
+
+
+# Where a page of the newest-first listing resumes: the last record's (created_at_ns, name).
+PageCursor = tuple[int, str]
+
+
+class AdmissionRepository:
+    """Workflow records. Calls are synchronous: the connection is shared by the services of one process."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        migrate(conn, "admission", SCHEMA)
+
+    def insert(self, record: WorkflowRecord) -> WorkflowRecord:
+        """Store a new record; return the stored one.
+
+        A record created earlier with the same request_id wins over this one.
+        """
+        if record.request_id:
+            earlier = self.find_by_request_id(record.request_id)
+            if earlier is not None:
+                return earlier
+        try:
+            self._conn.execute(
+                f"INSERT INTO admission_workflows({_COLUMNS}) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    record.name,
+                    record.uid,
+                    record.namespace,
+                    record.generate_name,
+                    json.dumps(record.labels, sort_keys=True),
+                    json.dumps(record.annotations, sort_keys=True),
+                    record.created_at_ns,
+                    json.dumps(record.spec, sort_keys=True),
+                    record.request_id or None,
+                    int(record.handed_off),
+                ),
+            )
+        except sqlite3.IntegrityError:
+            earlier = self.find_by_request_id(record.request_id) if record.request_id else None
+            if earlier is not None:
+                return earlier
+            raise AlreadyExists("workflow", record.name) from None
+        return record
+
+    def get(self, name: str) -> WorkflowRecord:
+        row = self._conn.execute(f"SELECT {_COLUMNS} FROM admission_workflows WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            raise NotFound("workflow", name)
+        return _record(row)
+
+    def exists(self, name: str) -> bool:
+        return self._conn.execute("SELECT 1 FROM admission_workflows WHERE name = ?", (name,)).fetchone() is not None
+
+    def find_by_request_id(self, request_id: str) -> WorkflowRecord | None:
+        row = self._conn.execute(
+            f"SELECT {_COLUMNS} FROM admission_workflows WHERE request_id = ?", (request_id,)
+        ).fetchone()
+        return _record(row) if row is not None else None
+
+    def page(self, limit: int, after: PageCursor | None = None) -> list[WorkflowRecord]:
+        """Up to limit records, newest first, starting after the cursor."""
+        if after is None:
+            rows = self._conn.execute(
+                f"SELECT {_COLUMNS} FROM admission_workflows ORDER BY created_at_ns DESC, name DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+        else:
+            rows = self._conn.execute(
+                f"SELECT {_COLUMNS} FROM admission_workflows "
+                "WHERE created_at_ns < ? OR (created_at_ns = ? AND name < ?) "
+                "ORDER BY created_at_ns DESC, name DESC LIMIT ?",
+                (after[0], after[0], after[1], limit),
+            ).fetchall()
+        return [_record(row) for row in rows]
+
+    def not_handed_off(self, limit: int = 1000) -> list[WorkflowRecord]:
+        """Records still waiting for the scheduler, oldest first."""
+        rows = self._conn.execute(
+            f"SELECT {_COLUMNS} FROM admission_workflows WHERE handed_off = 0 ORDER BY created_at_ns LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [_record(row) for row in rows]
+
+    def mark_handed_off(self, name: str, uid: str) -> bool:
+        """False when the record is gone (or was replaced by another with that name)."""
+        cursor = self._conn.execute(
+            "UPDATE admission_workflows SET handed_off = 1 WHERE name = ? AND uid = ?", (name, uid)
+        )
+        return cursor.rowcount == 1
+
+    def delete(self, name: str, request_id: str = "") -> bool:
+        """Delete a record, remembering request_id so that a retried delete succeeds."""
+        with self._transaction():
+            deleted = self._conn.execute("DELETE FROM admission_workflows WHERE name = ?", (name,)).rowcount == 1
+            if deleted and request_id:
+                self._conn.execute(
+                    "INSERT OR REPLACE INTO admission_deletions(request_id, name, deleted_at) VALUES(?, ?, ?)",
+                    (request_id, name, time.time()),
+                )
+        return deleted
+
+    def was_deleted_by(self, request_id: str, name: str) -> bool:
+        row = self._conn.execute(
+            "SELECT 1 FROM admission_deletions WHERE request_id = ? AND name = ?", (request_id, name)
+        ).fetchone()
+        return row is not None
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+
+def _record(row: tuple[Any, ...]) -> WorkflowRecord:
+    name, uid, namespace, generate_name, labels, annotations, created_at_ns, spec, request_id, handed_off = row
+    return WorkflowRecord(
+        name=name,
+        uid=uid,
+        namespace=namespace,
+        generate_name=generate_name,
+        labels=json.loads(labels),
+        annotations=json.loads(annotations),
+        created_at_ns=created_at_ns,
+        spec=json.loads(spec),
+        request_id=request_id or "",
+        handed_off=bool(handed_off),
+    )

@@ -1,0 +1,115 @@
+"""From a submit or lint request to a validated, normalised workflow dict, and then to a record."""
+
+from __future__ import annotations
+
+import secrets
+import string
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from treadle.errors import FieldViolation, InvalidSpec
+from treadle.services.admission.repository import WorkflowRecord
+from treadle.spec.convert import spec_from_dict, workflow_to_dict
+from treadle.spec.manifest import load_manifest
+from treadle.spec.validate import validate_workflow
+from treadle.workflow.v1 import workflow_pb2
+
+DEFAULT_NAMESPACE = "default"
+GENERATED_SUFFIX_LENGTH = 5
+_SUFFIX_ALPHABET = string.ascii_lowercase + string.digits
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A workflow as a client handed it in: typed or as manifest text, plus overrides."""
+
+    workflow: workflow_pb2.Workflow | None = None
+    manifest: str | None = None
+    parameters: dict[str, str] = field(default_factory=dict)
+    entrypoint: str = ""
+    generate_name: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+    request_id: str = ""
+
+
+def normalize(submission: Submission) -> dict[str, Any]:
+    """The validated Argo-shaped workflow dict, overrides applied. Raises InvalidSpec."""
+    _check_labels(submission.labels)
+    doc = _parse_source(submission)
+    if submission.labels:
+        metadata = doc.get("metadata")
+        if metadata is not None and not isinstance(metadata, dict):
+            raise InvalidSpec(FieldViolation("metadata", "expected a mapping"))
+        metadata = doc["metadata"] = dict(metadata or {})
+        metadata["labels"] = {**(metadata.get("labels") or {}), **submission.labels}
+    return validate_workflow(
+        doc,
+        parameters=submission.parameters,
+        entrypoint=submission.entrypoint,
+        generate_name=submission.generate_name,
+    )
+
+
+def new_record(workflow: dict[str, Any], *, request_id: str = "") -> WorkflowRecord:
+    """A record for a normalised workflow: its name (generated when asked for), a uid and a creation time."""
+    metadata = workflow.get("metadata") or {}
+    generate_name = str(metadata.get("generateName") or "")
+    name = str(metadata.get("name") or "") or generated_name(generate_name)
+    return WorkflowRecord(
+        name=name,
+        uid=str(uuid.uuid4()),
+        namespace=str(metadata.get("namespace") or DEFAULT_NAMESPACE),
+        generate_name=generate_name,
+        labels={str(k): str(v) for k, v in (metadata.get("labels") or {}).items()},
+        annotations={str(k): str(v) for k, v in (metadata.get("annotations") or {}).items()},
+        created_at_ns=time.time_ns(),
+        spec=workflow.get("spec") or {},
+        request_id=request_id,
+    )
+
+
+def generated_name(prefix: str) -> str:
+    return prefix + "".join(secrets.choice(_SUFFIX_ALPHABET) for _ in range(GENERATED_SUFFIX_LENGTH))
+
+
+def to_workflow(
+    record: WorkflowRecord, status: workflow_pb2.WorkflowStatus | None = None, resource_version: int = 0
+) -> workflow_pb2.Workflow:
+    """The wire form of a record, with a status when one is given."""
+    created = Timestamp()
+    created.FromNanoseconds(record.created_at_ns)
+    metadata = workflow_pb2.ObjectMeta(
+        name=record.name,
+        generate_name=record.generate_name,
+        namespace=record.namespace,
+        uid=record.uid,
+        labels=record.labels,
+        annotations=record.annotations,
+        creation_timestamp=created,
+        resource_version=str(resource_version) if resource_version else "",
+    )
+    return workflow_pb2.Workflow(metadata=metadata, spec=spec_from_dict(record.spec), status=status)
+
+
+def pending_status() -> workflow_pb2.WorkflowStatus:
+    return workflow_pb2.WorkflowStatus(phase=workflow_pb2.WORKFLOW_PHASE_PENDING)
+
+
+def _parse_source(submission: Submission) -> dict[str, Any]:
+    if submission.workflow is not None:
+        doc = workflow_to_dict(submission.workflow)
+        doc.pop("status", None)
+        return doc
+    if submission.manifest is not None:
+        return load_manifest(submission.manifest, source="manifest")
+    raise InvalidSpec(FieldViolation("source", "a workflow or a manifest is required"))
+
+
+def _check_labels(labels: dict[str, str]) -> None:
+    violations = [FieldViolation(f"labels[{key!r}]", "label key must not be empty") for key in labels if not key]
+    if violations:
+        raise InvalidSpec(violations)

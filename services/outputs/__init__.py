@@ -1,0 +1,1 @@
+"""OutputService: records what each step attempt produced and tells the scheduler."""
