@@ -56,10 +56,13 @@ class SchedulerRepository:
         )
         return cur.rowcount == 1
 
-    def save(self, state: WorkflowState, nodes: Iterable[Node]) -> int:
+    def save(self, state: WorkflowState, nodes: Iterable[Node], deleted: Iterable[str] = ()) -> int:
         """Persist the run state and changed nodes in one transaction; return the new resource version."""
         self.conn.execute("BEGIN IMMEDIATE")
         try:
+            self.conn.executemany(
+                "DELETE FROM scheduler_nodes WHERE workflow = ? AND node_id = ?", [(state.name, i) for i in deleted]
+            )
             self.conn.executemany(
                 "INSERT INTO scheduler_nodes(workflow, node_id, record) VALUES (?, ?, ?) "
                 "ON CONFLICT(workflow, node_id) DO UPDATE SET record = excluded.record",

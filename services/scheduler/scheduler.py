@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,7 +16,15 @@ from typing import Any
 from treadle.auth import StepTokens
 from treadle.config import ServiceAddresses
 from treadle.errors import FailedPrecondition, NotFound
-from treadle.services.scheduler.engine import Launch, MemoryNodeTable, Node, NodePhase, WorkflowEngine, WorkflowState
+from treadle.services.scheduler.engine import (
+    Decisions,
+    Launch,
+    MemoryNodeTable,
+    Node,
+    NodePhase,
+    WorkflowEngine,
+    WorkflowState,
+)
 from treadle.services.scheduler.repository import SchedulerRepository, StoredRun
 from treadle.services.scheduler.runtimes.base import LaunchSpec, Runtime, StepExit
 
@@ -51,6 +60,7 @@ class Scheduler:
         self._runs: dict[str, Run] = {}
         # Finished runs keep their Condition briefly so watchers see the final state.
         self._closing: dict[str, Run] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self, addresses: ServiceAddresses) -> None:
         """Start the runtime and resume every workflow left unfinished by a previous process."""
@@ -58,14 +68,14 @@ class Scheduler:
         await self.runtime.start(self._on_exit)
         for stored in self.repo.unfinished():
             run = self._load(stored)
-            launches = run.engine.start()
+            decisions = run.engine.start()
             for pod in run.engine.unfinished_pods():
-                if pod.phase in (NodePhase.PENDING, NodePhase.RUNNING):
-                    relaunch = run.engine.relaunch(pod.id)
-                    if relaunch is not None:
-                        launches.append(relaunch)
-            log.info("resuming workflow %s with %d step(s) to launch", stored.name, len(launches))
-            await self._commit(run, launches)
+                relaunch = run.engine.relaunch(pod.id)
+                if relaunch is not None:
+                    decisions.launches.append(relaunch)
+            decisions.timers.extend(run.engine.armed_timers())
+            log.info("resuming workflow %s with %d step(s) to launch", stored.name, len(decisions.launches))
+            await self._commit(run, decisions)
 
     async def stop(self) -> None:
         await self.runtime.close()
@@ -94,11 +104,41 @@ class Scheduler:
             if self.repo.load(workflow) is None:
                 raise NotFound("workflow", workflow)
             return False  # finished already
-        launches = run.engine.complete_pod(node_id, attempt, phase, outputs, message)
-        if launches is None:
+        decisions = run.engine.complete_pod(node_id, attempt, phase, outputs, message)
+        if decisions is None:
             return False
-        await self._commit(run, launches)
+        await self._commit(run, decisions)
         return True
+
+    async def control(self, name: str, verb: str, **kwargs: Any) -> Snapshot:
+        """suspend, resume, stop, terminate or set_node a running workflow."""
+        run = self._runs.get(name)
+        if run is None and verb == "retry_failed":
+            stored = self.repo.load(name)
+            if stored is None:
+                raise NotFound("workflow", name)
+            run = self._load(stored)
+        if run is None:
+            stored = self.repo.load(name)
+            if stored is None:
+                raise NotFound("workflow", name)
+            raise FailedPrecondition(
+                f"cannot {verb.replace('_', ' ')} workflow {name!r}: it has already {stored.state.phase.lower()}",
+                subject=f"workflows/{name}",
+            )
+        engine = run.engine
+        try:
+            if verb == "suspend":
+                engine.suspend()
+                decisions = Decisions()
+            else:
+                decisions = getattr(engine, verb)(**kwargs)
+        except Exception:
+            if run.engine.state.done and self._runs.get(name) is run:
+                del self._runs[name]
+            raise
+        await self._commit(run, decisions)
+        return run.snapshot()
 
     def step_context(self, workflow: str, node_id: str, attempt: int) -> tuple[dict[str, Any], Node, WorkflowState]:
         run = self._runs.get(workflow)
@@ -173,16 +213,23 @@ class Scheduler:
         self._runs[stored.name] = run
         return run
 
-    async def _commit(self, run: Run, launches: list[Launch]) -> None:
-        """Persist what the engine changed, wake watchers, then launch the decided steps."""
+    async def _commit(self, run: Run, decisions: Decisions) -> None:
+        """Persist what the engine changed, wake watchers, then act on the decisions."""
+        launches = decisions.launches
         for launch in launches:
             run.engine.pod_started(launch.node_id, launch.attempt)
-        run.version = self.repo.save(run.engine.state, run.table.take_dirty())
+        run.version = self.repo.save(run.engine.state, run.table.take_dirty(), run.table.take_deleted())
         async with run.changed:
             run.changed.notify_all()
         name = run.engine.state.name
+        for cancel in decisions.cancels:
+            await self.runtime.cancel(name, cancel.node_id, cancel.attempt, cancel.reason)
         for launch in launches:
             await self.runtime.launch(self._launch_spec(run, launch))
+        loop = asyncio.get_running_loop()
+        for timer in decisions.timers:
+            delay = max(0.0, timer.at - time.time())
+            loop.call_later(delay, self._fire_timer, name, timer.key)
         if run.engine.state.done and self._runs.get(name) is run:
             del self._runs[name]
             self._closing[name] = run
@@ -202,7 +249,22 @@ class Scheduler:
             token=self.tokens.issue(state.name, node.id, launch.attempt),
             services=self.addresses,
             template=run.engine.step_context(node.id),
+            deadline_seconds=launch.deadline_seconds,
         )
+
+    def _fire_timer(self, name: str, key: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._on_timer(name, key))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _on_timer(self, name: str, key: str) -> None:
+        run = self._runs.get(name)
+        if run is None:
+            return
+        try:
+            await self._commit(run, run.engine.on_timer(key))
+        except Exception:
+            log.exception("timer %s of workflow %s failed", key, name)
 
     async def _on_exit(self, exit: StepExit) -> None:
         if exit.reported:

@@ -103,6 +103,48 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
         )
         return pb.CompleteStepResponse(accepted=accepted)
 
+    @grpc_errors
+    async def SuspendWorkflow(self, request: pb.SuspendWorkflowRequest, context: Context) -> pb.SuspendWorkflowResponse:
+        snap = await self.scheduler.control(require(request.name, "name"), "suspend")
+        return pb.SuspendWorkflowResponse(status=_status(snap))
+
+    @grpc_errors
+    async def ResumeWorkflow(self, request: pb.ResumeWorkflowRequest, context: Context) -> pb.ResumeWorkflowResponse:
+        snap = await self.scheduler.control(require(request.name, "name"), "resume", selector=request.node)
+        return pb.ResumeWorkflowResponse(status=_status(snap))
+
+    @grpc_errors
+    async def StopWorkflow(self, request: pb.StopWorkflowRequest, context: Context) -> pb.StopWorkflowResponse:
+        snap = await self.scheduler.control(require(request.name, "name"), "stop", message=request.message)
+        return pb.StopWorkflowResponse(status=_status(snap))
+
+    @grpc_errors
+    async def TerminateWorkflow(
+        self, request: pb.TerminateWorkflowRequest, context: Context
+    ) -> pb.TerminateWorkflowResponse:
+        snap = await self.scheduler.control(require(request.name, "name"), "terminate", message=request.message)
+        return pb.TerminateWorkflowResponse(status=_status(snap))
+
+    @grpc_errors
+    async def SetWorkflowNode(self, request: pb.SetWorkflowNodeRequest, context: Context) -> pb.SetWorkflowNodeResponse:
+        phase = PHASE_NAMES.get(request.phase, "") if request.phase else ""
+        if phase and phase not in ("Succeeded", "Failed", "Error"):
+            raise InvalidSpec(FieldViolation("phase", "phase must be SUCCEEDED, FAILED or ERROR"))
+        snap = await self.scheduler.control(
+            require(request.name, "name"),
+            "set_node",
+            selector=require(request.node, "node"),
+            parameters=dict(request.output_parameters),
+            phase=phase,
+            message=request.message,
+        )
+        return pb.SetWorkflowNodeResponse(status=_status(snap))
+
+    @grpc_errors
+    async def RetryWorkflow(self, request: pb.RetryWorkflowRequest, context: Context) -> pb.RetryWorkflowResponse:
+        snap = await self.scheduler.control(require(request.name, "name"), "retry_failed")
+        return pb.RetryWorkflowResponse(status=_status(snap))
+
 
 def _status(snap: Snapshot) -> wf.WorkflowStatus:
     return workflow_status(snap.state, snap.nodes)

@@ -33,6 +33,9 @@ NODE_TYPES = {
     NodeType.STEP_GROUP: wf.NODE_TYPE_STEP_GROUP,
     NodeType.DAG: wf.NODE_TYPE_DAG,
     NodeType.SKIPPED: wf.NODE_TYPE_SKIPPED,
+    NodeType.TASK_GROUP: wf.NODE_TYPE_TASK_GROUP,
+    NodeType.RETRY: wf.NODE_TYPE_RETRY,
+    NodeType.SUSPEND: wf.NODE_TYPE_SUSPEND,
 }
 
 

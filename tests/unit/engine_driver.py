@@ -30,7 +30,7 @@ class Run:
         self.launched: list[str] = []
 
     def run(self, behaviour: Behaviour = echo_args, by_step: dict[str, Behaviour] | None = None) -> Run:
-        pending = list(self.engine.start())
+        pending = list(self.engine.start().launches)
         while pending:
             launch = pending.pop(0)
             node = self.table.get(launch.node_id)
@@ -40,7 +40,7 @@ class Run:
             phase, outputs, message = (by_step or {}).get(node.display_name, behaviour)(ctx)
             more = self.engine.complete_pod(launch.node_id, launch.attempt, phase, outputs, message)
             assert more is not None
-            pending += more
+            pending += more.launches
         return self
 
     def node(self, display_name: str) -> Node:

@@ -105,7 +105,7 @@ def test_dag_failure_omits_dependents_and_starts_nothing_new() -> None:
 
 def test_stale_or_repeated_completion_is_ignored() -> None:
     run = Run(DAG)
-    launches = run.engine.start()
+    launches = run.engine.start().launches
     first = launches[0]
     assert run.engine.complete_pod(first.node_id, first.attempt + 1, "Succeeded", {}) is None
     assert run.engine.complete_pod(first.node_id, first.attempt, "Succeeded", {"result": "A"}) is not None
@@ -196,7 +196,7 @@ def test_missing_output_at_runtime_errors_the_consumer() -> None:
 
 def test_relaunch_bumps_attempt_and_old_attempt_reports_are_refused() -> None:
     run = Run(STEPS)
-    first = run.engine.start()[0]
+    first = run.engine.start().launches[0]
     again = run.engine.relaunch(first.node_id)
     assert again is not None and again.attempt == first.attempt + 1
     assert run.engine.complete_pod(first.node_id, first.attempt, "Succeeded", {"result": "x"}) is None

@@ -58,7 +58,11 @@ def to_rpc_status(exc: errors.TreadleError) -> status_pb2.Status:
     elif isinstance(exc, errors.FailedPrecondition):
         v = exc.violation
         detail = error_details_pb2.PreconditionFailure(
-            violations=[error_details_pb2.PreconditionFailure.Violation(type=v.type, subject=v.subject, description=v.description)]
+            violations=[
+                error_details_pb2.PreconditionFailure.Violation(
+                    type=v.type, subject=v.subject, description=v.description
+                )
+            ]
         )
     if detail is not None:
         packed = any_pb2.Any()
@@ -109,7 +113,7 @@ def error_from_rpc(exc: grpc.aio.AioRpcError | grpc.RpcError) -> errors.TreadleE
     """Turn a failed call back into the domain error the server raised."""
     code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
     message = exc.details() if hasattr(exc, "details") else str(exc)
-    status = rpc_status.from_call(cast(Any, exc)) if isinstance(exc, grpc.Call) else None
+    status = _rich_status(exc)
     if code == grpc.StatusCode.INVALID_ARGUMENT:
         violations = _field_violations(status) or [errors.FieldViolation("", message or "invalid argument")]
         return errors.InvalidSpec(violations)
@@ -125,10 +129,18 @@ def error_from_rpc(exc: grpc.aio.AioRpcError | grpc.RpcError) -> errors.TreadleE
     if code == grpc.StatusCode.PERMISSION_DENIED:
         return errors.PermissionDenied(message)
     if code == grpc.StatusCode.DATA_LOSS:
-        return errors.DataLoss(message)
+        return errors.DataLoss(message or "data loss")
     if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
         return errors.Unavailable(f"{code.name.lower()}: {message}")
     return errors.TreadleError(f"{code.name}: {message}")
+
+
+def _rich_status(exc: Any) -> status_pb2.Status | None:
+    """The google.rpc.Status a server attached, for sync and aio errors alike."""
+    try:
+        return rpc_status.from_call(exc)
+    except (AttributeError, ValueError, TypeError):
+        return None
 
 
 def _detail(status: status_pb2.Status | None, kind: Any) -> Any:

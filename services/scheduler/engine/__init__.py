@@ -2,10 +2,13 @@
 
 from treadle.services.scheduler.engine.model import (
     FINAL_PHASES,
+    Cancel,
+    Decisions,
     Launch,
     Node,
     NodePhase,
     NodeType,
+    Timer,
     WorkflowState,
     node_id_for,
 )
@@ -14,12 +17,15 @@ from treadle.services.scheduler.engine.workflow import WorkflowEngine
 
 __all__ = [
     "FINAL_PHASES",
+    "Cancel",
+    "Decisions",
     "Launch",
     "MemoryNodeTable",
     "Node",
     "NodePhase",
     "NodeTable",
     "NodeType",
+    "Timer",
     "WorkflowEngine",
     "WorkflowState",
     "node_id_for",

@@ -22,6 +22,9 @@ class NodeType:
     STEP_GROUP = "StepGroup"
     DAG = "DAG"
     SKIPPED = "Skipped"
+    TASK_GROUP = "TaskGroup"
+    RETRY = "Retry"
+    SUSPEND = "Suspend"
 
 
 FINAL_PHASES = frozenset({NodePhase.SUCCEEDED, NodePhase.FAILED, NodePhase.ERROR, NodePhase.SKIPPED, NodePhase.OMITTED})
@@ -92,6 +95,18 @@ class WorkflowState:
     outputs: dict[str, Any] = field(default_factory=dict)
     pods_total: int = 0
     pods_done: int = 0
+    pods_running: int = 0
+    # Pod nodes waiting for workflow parallelism or for a resume.
+    queued: list[str] = field(default_factory=list)
+    suspended: bool = False
+    # "Stop" (exit handlers still run), "Terminate", or "" while running normally.
+    shutdown: str = ""
+    # Phase and message of the main flow, kept while the exit handler runs.
+    main_phase: str = ""
+    main_message: str = ""
+    exit_node: str = ""
+    # Armed timers: key -> unix time.
+    timers: dict[str, float] = field(default_factory=dict)
 
     @property
     def done(self) -> bool:
@@ -115,3 +130,32 @@ class Launch:
 
     node_id: str
     attempt: int
+    # Seconds the attempt may run (activeDeadlineSeconds or timeout); None for no limit.
+    deadline_seconds: float | None = None
+
+
+@dataclass(frozen=True)
+class Timer:
+    """Decision: call on_timer(key) at this unix time."""
+
+    key: str
+    at: float
+
+
+@dataclass(frozen=True)
+class Cancel:
+    """Decision: kill this pod attempt; the engine already marked its node."""
+
+    node_id: str
+    attempt: int
+    reason: str
+
+
+@dataclass
+class Decisions:
+    launches: list[Launch] = field(default_factory=list)
+    timers: list[Timer] = field(default_factory=list)
+    cancels: list[Cancel] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.launches or self.timers or self.cancels)

@@ -16,6 +16,9 @@ class NodeTable(Protocol):
 
     def all(self) -> Iterator[Node]: ...
 
+    def delete(self, node_id: str) -> None:
+        """Forget a node (a workflow retry re-creates it)."""
+
 
 class MemoryNodeTable:
     """Nodes in a dict, recording which changed since the last `take_dirty`."""
@@ -23,6 +26,7 @@ class MemoryNodeTable:
     def __init__(self, nodes: list[Node] | None = None) -> None:
         self._nodes = {n.id: n for n in nodes or []}
         self._dirty: set[str] = set()
+        self._deleted: set[str] = set()
 
     def get(self, node_id: str) -> Node | None:
         return self._nodes.get(node_id)
@@ -30,6 +34,12 @@ class MemoryNodeTable:
     def put(self, node: Node) -> None:
         self._nodes[node.id] = node
         self._dirty.add(node.id)
+        self._deleted.discard(node.id)
+
+    def delete(self, node_id: str) -> None:
+        if self._nodes.pop(node_id, None) is not None:
+            self._deleted.add(node_id)
+        self._dirty.discard(node_id)
 
     def all(self) -> Iterator[Node]:
         return iter(list(self._nodes.values()))
@@ -38,6 +48,11 @@ class MemoryNodeTable:
         dirty = [self._nodes[i] for i in sorted(self._dirty)]
         self._dirty.clear()
         return dirty
+
+    def take_deleted(self) -> list[str]:
+        deleted = sorted(self._deleted)
+        self._deleted.clear()
+        return deleted
 
     def __len__(self) -> int:
         return len(self._nodes)

@@ -20,6 +20,332 @@ else:
 DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
+class SuspendWorkflowRequest(_message.Message):
+    """Request for SuspendWorkflow."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """Workflow name."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SuspendWorkflowRequest: _TypeAlias = SuspendWorkflowRequest  # noqa: Y015
+
+@_typing.final
+class SuspendWorkflowResponse(_message.Message):
+    """Response for SuspendWorkflow."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def status(self) -> _workflow_pb2.WorkflowStatus:
+        """Status after the call."""
+
+    def __init__(
+        self,
+        *,
+        status: _workflow_pb2.WorkflowStatus | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["status", b"status"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SuspendWorkflowResponse: _TypeAlias = SuspendWorkflowResponse  # noqa: Y015
+
+@_typing.final
+class ResumeWorkflowRequest(_message.Message):
+    """Request for ResumeWorkflow."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    NODE_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """Workflow name."""
+    node: _builtins.str
+    """Only this suspend node (id, name or display name). Empty resumes the workflow and every suspend node."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        node: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "node", b"node"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResumeWorkflowRequest: _TypeAlias = ResumeWorkflowRequest  # noqa: Y015
+
+@_typing.final
+class ResumeWorkflowResponse(_message.Message):
+    """Response for ResumeWorkflow."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def status(self) -> _workflow_pb2.WorkflowStatus:
+        """Status after the call."""
+
+    def __init__(
+        self,
+        *,
+        status: _workflow_pb2.WorkflowStatus | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["status", b"status"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResumeWorkflowResponse: _TypeAlias = ResumeWorkflowResponse  # noqa: Y015
+
+@_typing.final
+class StopWorkflowRequest(_message.Message):
+    """Request for StopWorkflow."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """Workflow name."""
+    message: _builtins.str
+    """Recorded as the workflow's message."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["message", b"message", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StopWorkflowRequest: _TypeAlias = StopWorkflowRequest  # noqa: Y015
+
+@_typing.final
+class StopWorkflowResponse(_message.Message):
+    """Response for StopWorkflow."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def status(self) -> _workflow_pb2.WorkflowStatus:
+        """Status after the call."""
+
+    def __init__(
+        self,
+        *,
+        status: _workflow_pb2.WorkflowStatus | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["status", b"status"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StopWorkflowResponse: _TypeAlias = StopWorkflowResponse  # noqa: Y015
+
+@_typing.final
+class TerminateWorkflowRequest(_message.Message):
+    """Request for TerminateWorkflow."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """Workflow name."""
+    message: _builtins.str
+    """Recorded as the workflow's message."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["message", b"message", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TerminateWorkflowRequest: _TypeAlias = TerminateWorkflowRequest  # noqa: Y015
+
+@_typing.final
+class TerminateWorkflowResponse(_message.Message):
+    """Response for TerminateWorkflow."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def status(self) -> _workflow_pb2.WorkflowStatus:
+        """Status after the call."""
+
+    def __init__(
+        self,
+        *,
+        status: _workflow_pb2.WorkflowStatus | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["status", b"status"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TerminateWorkflowResponse: _TypeAlias = TerminateWorkflowResponse  # noqa: Y015
+
+@_typing.final
+class SetWorkflowNodeRequest(_message.Message):
+    """Request for SetWorkflowNode."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class OutputParametersEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    NAME_FIELD_NUMBER: _builtins.int
+    NODE_FIELD_NUMBER: _builtins.int
+    OUTPUT_PARAMETERS_FIELD_NUMBER: _builtins.int
+    PHASE_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """Workflow name."""
+    node: _builtins.str
+    """The suspend node: id, name or display name."""
+    phase: _workflow_pb2.NodePhase.ValueType
+    """SUCCEEDED resumes the node, FAILED or ERROR fails it; UNSPECIFIED leaves it waiting."""
+    message: _builtins.str
+    """Message recorded when the node is failed."""
+    @_builtins.property
+    def output_parameters(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Output parameter values, by name (for parameters declared with valueFrom.supplied)."""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        node: _builtins.str = ...,
+        output_parameters: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        phase: _workflow_pb2.NodePhase.ValueType = ...,
+        message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["message", b"message", "name", b"name", "node", b"node", "output_parameters", b"output_parameters", "phase", b"phase"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetWorkflowNodeRequest: _TypeAlias = SetWorkflowNodeRequest  # noqa: Y015
+
+@_typing.final
+class SetWorkflowNodeResponse(_message.Message):
+    """Response for SetWorkflowNode."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def status(self) -> _workflow_pb2.WorkflowStatus:
+        """Status after the call."""
+
+    def __init__(
+        self,
+        *,
+        status: _workflow_pb2.WorkflowStatus | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["status", b"status"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetWorkflowNodeResponse: _TypeAlias = SetWorkflowNodeResponse  # noqa: Y015
+
+@_typing.final
+class RetryWorkflowRequest(_message.Message):
+    """Request for RetryWorkflow."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """Workflow name."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RetryWorkflowRequest: _TypeAlias = RetryWorkflowRequest  # noqa: Y015
+
+@_typing.final
+class RetryWorkflowResponse(_message.Message):
+    """Response for RetryWorkflow."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def status(self) -> _workflow_pb2.WorkflowStatus:
+        """Status after the call."""
+
+    def __init__(
+        self,
+        *,
+        status: _workflow_pb2.WorkflowStatus | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["status", b"status"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RetryWorkflowResponse: _TypeAlias = RetryWorkflowResponse  # noqa: Y015
+
+@_typing.final
 class StartWorkflowRequest(_message.Message):
     """Request for StartWorkflow."""
 

@@ -73,6 +73,36 @@ class SchedulerServiceStub:
                 request_serializer=treadle_dot_scheduler_dot_v1_dot_scheduler__pb2.CompleteStepRequest.SerializeToString,
                 response_deserializer=treadle_dot_scheduler_dot_v1_dot_scheduler__pb2.CompleteStepResponse.FromString,
                 _registered_method=True)
+        self.SuspendWorkflow = channel.unary_unary(
+                '/treadle.scheduler.v1.SchedulerService/SuspendWorkflow',
+                request_serializer=treadle_dot_scheduler_dot_v1_dot_scheduler__pb2.SuspendWorkflowRequest.SerializeToString,
+                response_deserializer=treadle_dot_scheduler_dot_v1_dot_scheduler__pb2.SuspendWorkflowResponse.FromString,
+                _registered_method=True)
+        self.ResumeWorkflow = channel.unary_unary(
+                '/treadle.scheduler.v1.SchedulerService/ResumeWorkflow',
+                request_serializer=treadle_dot_scheduler_dot_v1_dot_scheduler__pb2.ResumeWorkflowRequest.SerializeToString,
+                response_deserializer=treadle_dot_scheduler_dot_v1_dot_scheduler__pb2.ResumeWorkflowResponse.FromString,
+                _registered_method=True)
+        self.StopWorkflow = channel.unary_unary(
+                '/treadle.scheduler.v1.SchedulerService/StopWorkflow',
+                request_serializer=treadle_dot_scheduler_dot_v1_dot_scheduler__pb2.StopWorkflowRequest.SerializeToString,
+                response_deserializer=treadle_dot_scheduler_dot_v1_dot_scheduler__pb2.StopWorkflowResponse.FromString,
+                _registered_method=True)
+        self.TerminateWorkflow = channel.unary_unary(
+                '/treadle.scheduler.v1.SchedulerService/TerminateWorkflow',
+                request_serializer=treadle_dot_scheduler_dot_v1_dot_scheduler__pb2.TerminateWorkflowRequest.SerializeToString,
+                response_deserializer=treadle_dot_scheduler_dot_v1_dot_scheduler__pb2.TerminateWorkflowResponse.FromString,
+                _registered_method=True)
+        self.SetWorkflowNode = channel.unary_unary(
+                '/treadle.scheduler.v1.SchedulerService/SetWorkflowNode',
+                request_serializer=treadle_dot_scheduler_dot_v1_dot_scheduler__pb2.SetWorkflowNodeRequest.SerializeToString,
+                response_deserializer=treadle_dot_scheduler_dot_v1_dot_scheduler__pb2.SetWorkflowNodeResponse.FromString,
+                _registered_method=True)
+        self.RetryWorkflow = channel.unary_unary(
+                '/treadle.scheduler.v1.SchedulerService/RetryWorkflow',
+                request_serializer=treadle_dot_scheduler_dot_v1_dot_scheduler__pb2.RetryWorkflowRequest.SerializeToString,
+                response_deserializer=treadle_dot_scheduler_dot_v1_dot_scheduler__pb2.RetryWorkflowResponse.FromString,
+                _registered_method=True)
 
 
 class SchedulerServiceServicer:
@@ -134,6 +164,48 @@ class SchedulerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SuspendWorkflow(self, request, context):
+        """Holds back new steps of a running workflow until it is resumed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResumeWorkflow(self, request, context):
+        """Resumes a suspended workflow, or one waiting suspend node.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StopWorkflow(self, request, context):
+        """Fails a running workflow now: running steps are killed, exit handlers still run.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def TerminateWorkflow(self, request, context):
+        """Fails a running workflow now without running exit handlers.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetWorkflowNode(self, request, context):
+        """Supplies output parameters of a waiting suspend node, and optionally finishes it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RetryWorkflow(self, request, context):
+        """Runs a failed workflow again: failed nodes re-run, succeeded nodes keep their outputs.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SchedulerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -171,6 +243,36 @@ def add_SchedulerServiceServicer_to_server(servicer, server):
                     servicer.CompleteStep,
                     request_deserializer=treadle_dot_scheduler_dot_v1_dot_scheduler__pb2.CompleteStepRequest.FromString,
                     response_serializer=treadle_dot_scheduler_dot_v1_dot_scheduler__pb2.CompleteStepResponse.SerializeToString,
+            ),
+            'SuspendWorkflow': grpc.unary_unary_rpc_method_handler(
+                    servicer.SuspendWorkflow,
+                    request_deserializer=treadle_dot_scheduler_dot_v1_dot_scheduler__pb2.SuspendWorkflowRequest.FromString,
+                    response_serializer=treadle_dot_scheduler_dot_v1_dot_scheduler__pb2.SuspendWorkflowResponse.SerializeToString,
+            ),
+            'ResumeWorkflow': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResumeWorkflow,
+                    request_deserializer=treadle_dot_scheduler_dot_v1_dot_scheduler__pb2.ResumeWorkflowRequest.FromString,
+                    response_serializer=treadle_dot_scheduler_dot_v1_dot_scheduler__pb2.ResumeWorkflowResponse.SerializeToString,
+            ),
+            'StopWorkflow': grpc.unary_unary_rpc_method_handler(
+                    servicer.StopWorkflow,
+                    request_deserializer=treadle_dot_scheduler_dot_v1_dot_scheduler__pb2.StopWorkflowRequest.FromString,
+                    response_serializer=treadle_dot_scheduler_dot_v1_dot_scheduler__pb2.StopWorkflowResponse.SerializeToString,
+            ),
+            'TerminateWorkflow': grpc.unary_unary_rpc_method_handler(
+                    servicer.TerminateWorkflow,
+                    request_deserializer=treadle_dot_scheduler_dot_v1_dot_scheduler__pb2.TerminateWorkflowRequest.FromString,
+                    response_serializer=treadle_dot_scheduler_dot_v1_dot_scheduler__pb2.TerminateWorkflowResponse.SerializeToString,
+            ),
+            'SetWorkflowNode': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetWorkflowNode,
+                    request_deserializer=treadle_dot_scheduler_dot_v1_dot_scheduler__pb2.SetWorkflowNodeRequest.FromString,
+                    response_serializer=treadle_dot_scheduler_dot_v1_dot_scheduler__pb2.SetWorkflowNodeResponse.SerializeToString,
+            ),
+            'RetryWorkflow': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetryWorkflow,
+                    request_deserializer=treadle_dot_scheduler_dot_v1_dot_scheduler__pb2.RetryWorkflowRequest.FromString,
+                    response_serializer=treadle_dot_scheduler_dot_v1_dot_scheduler__pb2.RetryWorkflowResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -366,6 +468,168 @@ class SchedulerService:
             '/treadle.scheduler.v1.SchedulerService/CompleteStep',
             treadle_dot_scheduler_dot_v1_dot_scheduler__pb2.CompleteStepRequest.SerializeToString,
             treadle_dot_scheduler_dot_v1_dot_scheduler__pb2.CompleteStepResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SuspendWorkflow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/treadle.scheduler.v1.SchedulerService/SuspendWorkflow',
+            treadle_dot_scheduler_dot_v1_dot_scheduler__pb2.SuspendWorkflowRequest.SerializeToString,
+            treadle_dot_scheduler_dot_v1_dot_scheduler__pb2.SuspendWorkflowResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResumeWorkflow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/treadle.scheduler.v1.SchedulerService/ResumeWorkflow',
+            treadle_dot_scheduler_dot_v1_dot_scheduler__pb2.ResumeWorkflowRequest.SerializeToString,
+            treadle_dot_scheduler_dot_v1_dot_scheduler__pb2.ResumeWorkflowResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StopWorkflow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/treadle.scheduler.v1.SchedulerService/StopWorkflow',
+            treadle_dot_scheduler_dot_v1_dot_scheduler__pb2.StopWorkflowRequest.SerializeToString,
+            treadle_dot_scheduler_dot_v1_dot_scheduler__pb2.StopWorkflowResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TerminateWorkflow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/treadle.scheduler.v1.SchedulerService/TerminateWorkflow',
+            treadle_dot_scheduler_dot_v1_dot_scheduler__pb2.TerminateWorkflowRequest.SerializeToString,
+            treadle_dot_scheduler_dot_v1_dot_scheduler__pb2.TerminateWorkflowResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetWorkflowNode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/treadle.scheduler.v1.SchedulerService/SetWorkflowNode',
+            treadle_dot_scheduler_dot_v1_dot_scheduler__pb2.SetWorkflowNodeRequest.SerializeToString,
+            treadle_dot_scheduler_dot_v1_dot_scheduler__pb2.SetWorkflowNodeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RetryWorkflow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/treadle.scheduler.v1.SchedulerService/RetryWorkflow',
+            treadle_dot_scheduler_dot_v1_dot_scheduler__pb2.RetryWorkflowRequest.SerializeToString,
+            treadle_dot_scheduler_dot_v1_dot_scheduler__pb2.RetryWorkflowResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -57,6 +57,18 @@ class SchedulerServiceStub:
     """Called by OutputService once a step attempt's outputs are recorded.
     Idempotent per (node, attempt).
     """
+    SuspendWorkflow: _grpc.UnaryUnaryMultiCallable[_scheduler_pb2.SuspendWorkflowRequest, _scheduler_pb2.SuspendWorkflowResponse]
+    """Holds back new steps of a running workflow until it is resumed."""
+    ResumeWorkflow: _grpc.UnaryUnaryMultiCallable[_scheduler_pb2.ResumeWorkflowRequest, _scheduler_pb2.ResumeWorkflowResponse]
+    """Resumes a suspended workflow, or one waiting suspend node."""
+    StopWorkflow: _grpc.UnaryUnaryMultiCallable[_scheduler_pb2.StopWorkflowRequest, _scheduler_pb2.StopWorkflowResponse]
+    """Fails a running workflow now: running steps are killed, exit handlers still run."""
+    TerminateWorkflow: _grpc.UnaryUnaryMultiCallable[_scheduler_pb2.TerminateWorkflowRequest, _scheduler_pb2.TerminateWorkflowResponse]
+    """Fails a running workflow now without running exit handlers."""
+    SetWorkflowNode: _grpc.UnaryUnaryMultiCallable[_scheduler_pb2.SetWorkflowNodeRequest, _scheduler_pb2.SetWorkflowNodeResponse]
+    """Supplies output parameters of a waiting suspend node, and optionally finishes it."""
+    RetryWorkflow: _grpc.UnaryUnaryMultiCallable[_scheduler_pb2.RetryWorkflowRequest, _scheduler_pb2.RetryWorkflowResponse]
+    """Runs a failed workflow again: failed nodes re-run, succeeded nodes keep their outputs."""
 
 @_typing.type_check_only
 class SchedulerServiceAsyncStub(SchedulerServiceStub):
@@ -87,6 +99,18 @@ class SchedulerServiceAsyncStub(SchedulerServiceStub):
     """Called by OutputService once a step attempt's outputs are recorded.
     Idempotent per (node, attempt).
     """
+    SuspendWorkflow: _aio.UnaryUnaryMultiCallable[_scheduler_pb2.SuspendWorkflowRequest, _scheduler_pb2.SuspendWorkflowResponse]  # type: ignore[assignment]
+    """Holds back new steps of a running workflow until it is resumed."""
+    ResumeWorkflow: _aio.UnaryUnaryMultiCallable[_scheduler_pb2.ResumeWorkflowRequest, _scheduler_pb2.ResumeWorkflowResponse]  # type: ignore[assignment]
+    """Resumes a suspended workflow, or one waiting suspend node."""
+    StopWorkflow: _aio.UnaryUnaryMultiCallable[_scheduler_pb2.StopWorkflowRequest, _scheduler_pb2.StopWorkflowResponse]  # type: ignore[assignment]
+    """Fails a running workflow now: running steps are killed, exit handlers still run."""
+    TerminateWorkflow: _aio.UnaryUnaryMultiCallable[_scheduler_pb2.TerminateWorkflowRequest, _scheduler_pb2.TerminateWorkflowResponse]  # type: ignore[assignment]
+    """Fails a running workflow now without running exit handlers."""
+    SetWorkflowNode: _aio.UnaryUnaryMultiCallable[_scheduler_pb2.SetWorkflowNodeRequest, _scheduler_pb2.SetWorkflowNodeResponse]  # type: ignore[assignment]
+    """Supplies output parameters of a waiting suspend node, and optionally finishes it."""
+    RetryWorkflow: _aio.UnaryUnaryMultiCallable[_scheduler_pb2.RetryWorkflowRequest, _scheduler_pb2.RetryWorkflowResponse]  # type: ignore[assignment]
+    """Runs a failed workflow again: failed nodes re-run, succeeded nodes keep their outputs."""
 
 class SchedulerServiceServicer(metaclass=_abc_1.ABCMeta):
     """SchedulerService runs admitted workflows. It owns node state: a pure engine
@@ -156,5 +180,53 @@ class SchedulerServiceServicer(metaclass=_abc_1.ABCMeta):
         """Called by OutputService once a step attempt's outputs are recorded.
         Idempotent per (node, attempt).
         """
+
+    @_abc_1.abstractmethod
+    def SuspendWorkflow(
+        self,
+        request: _scheduler_pb2.SuspendWorkflowRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_scheduler_pb2.SuspendWorkflowResponse, _abc.Awaitable[_scheduler_pb2.SuspendWorkflowResponse]]:
+        """Holds back new steps of a running workflow until it is resumed."""
+
+    @_abc_1.abstractmethod
+    def ResumeWorkflow(
+        self,
+        request: _scheduler_pb2.ResumeWorkflowRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_scheduler_pb2.ResumeWorkflowResponse, _abc.Awaitable[_scheduler_pb2.ResumeWorkflowResponse]]:
+        """Resumes a suspended workflow, or one waiting suspend node."""
+
+    @_abc_1.abstractmethod
+    def StopWorkflow(
+        self,
+        request: _scheduler_pb2.StopWorkflowRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_scheduler_pb2.StopWorkflowResponse, _abc.Awaitable[_scheduler_pb2.StopWorkflowResponse]]:
+        """Fails a running workflow now: running steps are killed, exit handlers still run."""
+
+    @_abc_1.abstractmethod
+    def TerminateWorkflow(
+        self,
+        request: _scheduler_pb2.TerminateWorkflowRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_scheduler_pb2.TerminateWorkflowResponse, _abc.Awaitable[_scheduler_pb2.TerminateWorkflowResponse]]:
+        """Fails a running workflow now without running exit handlers."""
+
+    @_abc_1.abstractmethod
+    def SetWorkflowNode(
+        self,
+        request: _scheduler_pb2.SetWorkflowNodeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_scheduler_pb2.SetWorkflowNodeResponse, _abc.Awaitable[_scheduler_pb2.SetWorkflowNodeResponse]]:
+        """Supplies output parameters of a waiting suspend node, and optionally finishes it."""
+
+    @_abc_1.abstractmethod
+    def RetryWorkflow(
+        self,
+        request: _scheduler_pb2.RetryWorkflowRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_scheduler_pb2.RetryWorkflowResponse, _abc.Awaitable[_scheduler_pb2.RetryWorkflowResponse]]:
+        """Runs a failed workflow again: failed nodes re-run, succeeded nodes keep their outputs."""
 
 def add_SchedulerServiceServicer_to_server(servicer: SchedulerServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -6,6 +6,7 @@ isort:skip_file
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -118,6 +119,12 @@ class _NodeTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_NodeType.Val
     """A dag template."""
     NODE_TYPE_SKIPPED: _NodeType.ValueType  # 5
     """A step or task that did not run."""
+    NODE_TYPE_TASK_GROUP: _NodeType.ValueType  # 6
+    """The parent of a looped step's or task's expanded children."""
+    NODE_TYPE_RETRY: _NodeType.ValueType  # 7
+    """The parent of a retried node's attempts."""
+    NODE_TYPE_SUSPEND: _NodeType.ValueType  # 8
+    """A suspend template waiting to be resumed."""
 
 class NodeType(_NodeType, metaclass=_NodeTypeEnumTypeWrapper):
     """Kinds of node in the tree."""
@@ -134,6 +141,12 @@ NODE_TYPE_DAG: NodeType.ValueType  # 4
 """A dag template."""
 NODE_TYPE_SKIPPED: NodeType.ValueType  # 5
 """A step or task that did not run."""
+NODE_TYPE_TASK_GROUP: NodeType.ValueType  # 6
+"""The parent of a looped step's or task's expanded children."""
+NODE_TYPE_RETRY: NodeType.ValueType  # 7
+"""The parent of a retried node's attempts."""
+NODE_TYPE_SUSPEND: NodeType.ValueType  # 8
+"""A suspend template waiting to be resumed."""
 Global___NodeType: _TypeAlias = NodeType  # noqa: Y015
 
 @_typing.final
@@ -280,14 +293,54 @@ class WorkflowSpec(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class HooksEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        @_builtins.property
+        def value(self) -> Global___LifecycleHook: ...
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: Global___LifecycleHook | None = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _typing.Literal["value", b"value"]  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     ENTRYPOINT_FIELD_NUMBER: _builtins.int
     ARGUMENTS_FIELD_NUMBER: _builtins.int
     TEMPLATES_FIELD_NUMBER: _builtins.int
     SERVICE_ACCOUNT_NAME_FIELD_NUMBER: _builtins.int
+    ON_EXIT_FIELD_NUMBER: _builtins.int
+    PARALLELISM_FIELD_NUMBER: _builtins.int
+    ACTIVE_DEADLINE_SECONDS_FIELD_NUMBER: _builtins.int
+    HOOKS_FIELD_NUMBER: _builtins.int
+    TEMPLATE_DEFAULTS_FIELD_NUMBER: _builtins.int
+    WORKFLOW_TEMPLATE_REF_FIELD_NUMBER: _builtins.int
+    SUSPEND_FIELD_NUMBER: _builtins.int
+    SYNCHRONIZATION_FIELD_NUMBER: _builtins.int
+    SHUTDOWN_FIELD_NUMBER: _builtins.int
     entrypoint: _builtins.str
     """Name of the template that starts the workflow."""
     service_account_name: _builtins.str
     """Kubernetes service account. Recorded, used by the Kubernetes runtime."""
+    on_exit: _builtins.str
+    """Template run once the workflow finishes, whatever its outcome."""
+    parallelism: _builtins.int
+    """Most pods of this workflow that may run at once. Zero means no limit."""
+    active_deadline_seconds: _builtins.int
+    """Seconds the workflow may run before it is failed and its steps are stopped."""
+    suspend: _builtins.bool
+    """When true, no new step starts until the workflow is resumed."""
+    shutdown: _builtins.str
+    """Set by Stop ("Stop") or Terminate ("Terminate")."""
     @_builtins.property
     def arguments(self) -> Global___Arguments:
         """Workflow-level arguments, visible as {{workflow.parameters.NAME}}."""
@@ -296,6 +349,22 @@ class WorkflowSpec(_message.Message):
     def templates(self) -> _containers.RepeatedCompositeFieldContainer[Global___Template]:
         """Every template the workflow may call."""
 
+    @_builtins.property
+    def hooks(self) -> _containers.MessageMap[_builtins.str, Global___LifecycleHook]:
+        """Lifecycle hooks of the workflow: "exit", or any name with an expression."""
+
+    @_builtins.property
+    def template_defaults(self) -> Global___Template:
+        """Fields applied to every template that does not set them."""
+
+    @_builtins.property
+    def workflow_template_ref(self) -> Global___WorkflowTemplateRef:
+        """Run the spec of a stored WorkflowTemplate, merged under this one."""
+
+    @_builtins.property
+    def synchronization(self) -> Global___Synchronization:
+        """Locks the whole workflow holds while it runs."""
+
     def __init__(
         self,
         *,
@@ -303,14 +372,124 @@ class WorkflowSpec(_message.Message):
         arguments: Global___Arguments | None = ...,
         templates: _abc.Iterable[Global___Template] | None = ...,
         service_account_name: _builtins.str = ...,
+        on_exit: _builtins.str = ...,
+        parallelism: _builtins.int = ...,
+        active_deadline_seconds: _builtins.int | None = ...,
+        hooks: _abc.Mapping[_builtins.str, Global___LifecycleHook] | None = ...,
+        template_defaults: Global___Template | None = ...,
+        workflow_template_ref: Global___WorkflowTemplateRef | None = ...,
+        suspend: _builtins.bool | None = ...,
+        synchronization: Global___Synchronization | None = ...,
+        shutdown: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["arguments", b"arguments"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_active_deadline_seconds", b"_active_deadline_seconds", "_suspend", b"_suspend", "active_deadline_seconds", b"active_deadline_seconds", "arguments", b"arguments", "suspend", b"suspend", "synchronization", b"synchronization", "template_defaults", b"template_defaults", "workflow_template_ref", b"workflow_template_ref"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["arguments", b"arguments", "entrypoint", b"entrypoint", "service_account_name", b"service_account_name", "templates", b"templates"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_active_deadline_seconds", b"_active_deadline_seconds", "_suspend", b"_suspend", "active_deadline_seconds", b"active_deadline_seconds", "arguments", b"arguments", "entrypoint", b"entrypoint", "hooks", b"hooks", "on_exit", b"on_exit", "parallelism", b"parallelism", "service_account_name", b"service_account_name", "shutdown", b"shutdown", "suspend", b"suspend", "synchronization", b"synchronization", "template_defaults", b"template_defaults", "templates", b"templates", "workflow_template_ref", b"workflow_template_ref"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__active_deadline_seconds: _TypeAlias = _typing.Literal["active_deadline_seconds"]  # noqa: Y015
+    _WhichOneofArgType__active_deadline_seconds: _TypeAlias = _typing.Literal["_active_deadline_seconds", b"_active_deadline_seconds"]  # noqa: Y015
+    _WhichOneofReturnType__suspend: _TypeAlias = _typing.Literal["suspend"]  # noqa: Y015
+    _WhichOneofArgType__suspend: _TypeAlias = _typing.Literal["_suspend", b"_suspend"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__active_deadline_seconds) -> _WhichOneofReturnType__active_deadline_seconds | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__suspend) -> _WhichOneofReturnType__suspend | None: ...
+
+Global___WorkflowSpec: _TypeAlias = WorkflowSpec  # noqa: Y015
+
+@_typing.final
+class WorkflowTemplateRef(_message.Message):
+    """Names a stored WorkflowTemplate."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    CLUSTER_SCOPE_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """Name of the WorkflowTemplate."""
+    cluster_scope: _builtins.bool
+    """Accepted for compatibility; treadle has no cluster-scoped templates."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        cluster_scope: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cluster_scope", b"cluster_scope", "name", b"name"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___WorkflowSpec: _TypeAlias = WorkflowSpec  # noqa: Y015
+Global___WorkflowTemplateRef: _TypeAlias = WorkflowTemplateRef  # noqa: Y015
+
+@_typing.final
+class LifecycleHook(_message.Message):
+    """A template that runs when a lifecycle event happens."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TEMPLATE_FIELD_NUMBER: _builtins.int
+    ARGUMENTS_FIELD_NUMBER: _builtins.int
+    EXPRESSION_FIELD_NUMBER: _builtins.int
+    TEMPLATE_REF_FIELD_NUMBER: _builtins.int
+    template: _builtins.str
+    """Template to run."""
+    expression: _builtins.str
+    """Run the hook when this expression becomes true. Empty for the "exit" hook."""
+    @_builtins.property
+    def arguments(self) -> Global___Arguments:
+        """Arguments for the template."""
+
+    @_builtins.property
+    def template_ref(self) -> Global___TemplateRef:
+        """A template of a stored WorkflowTemplate, instead of template."""
+
+    def __init__(
+        self,
+        *,
+        template: _builtins.str = ...,
+        arguments: Global___Arguments | None = ...,
+        expression: _builtins.str = ...,
+        template_ref: Global___TemplateRef | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["arguments", b"arguments", "template_ref", b"template_ref"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["arguments", b"arguments", "expression", b"expression", "template", b"template", "template_ref", b"template_ref"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LifecycleHook: _TypeAlias = LifecycleHook  # noqa: Y015
+
+@_typing.final
+class TemplateRef(_message.Message):
+    """A template of a stored WorkflowTemplate."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    TEMPLATE_FIELD_NUMBER: _builtins.int
+    CLUSTER_SCOPE_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """Name of the WorkflowTemplate."""
+    template: _builtins.str
+    """Name of the template inside it."""
+    cluster_scope: _builtins.bool
+    """Accepted for compatibility; treadle has no cluster-scoped templates."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        template: _builtins.str = ...,
+        cluster_scope: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cluster_scope", b"cluster_scope", "name", b"name", "template", b"template"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TemplateRef: _TypeAlias = TemplateRef  # noqa: Y015
 
 @_typing.final
 class Template(_message.Message):
@@ -325,8 +504,26 @@ class Template(_message.Message):
     SCRIPT_FIELD_NUMBER: _builtins.int
     STEPS_FIELD_NUMBER: _builtins.int
     DAG_FIELD_NUMBER: _builtins.int
+    SUSPEND_FIELD_NUMBER: _builtins.int
+    RETRY_STRATEGY_FIELD_NUMBER: _builtins.int
+    ACTIVE_DEADLINE_SECONDS_FIELD_NUMBER: _builtins.int
+    TIMEOUT_FIELD_NUMBER: _builtins.int
+    PARALLELISM_FIELD_NUMBER: _builtins.int
+    DAEMON_FIELD_NUMBER: _builtins.int
+    MEMOIZE_FIELD_NUMBER: _builtins.int
+    SYNCHRONIZATION_FIELD_NUMBER: _builtins.int
+    SIDECARS_FIELD_NUMBER: _builtins.int
+    METADATA_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Name, unique in the workflow."""
+    active_deadline_seconds: _builtins.str
+    """Seconds an attempt of this template may run. A number, or a {{...}} tag."""
+    timeout: _builtins.str
+    """Like active_deadline_seconds, as a duration ("30s", "2m")."""
+    parallelism: _builtins.int
+    """Most children of this steps or dag template that may run at once."""
+    daemon: _builtins.bool
+    """Keep running in the background until the calling scope ends."""
     @_builtins.property
     def inputs(self) -> Global___Inputs:
         """Parameters and artifacts the template takes."""
@@ -351,6 +548,30 @@ class Template(_message.Message):
     def dag(self) -> Global___DAGTemplate:
         """Tasks that depend on each other."""
 
+    @_builtins.property
+    def suspend(self) -> Global___SuspendTemplate:
+        """Waits until resumed, or for a duration."""
+
+    @_builtins.property
+    def retry_strategy(self) -> Global___RetryStrategy:
+        """How to retry a failed attempt."""
+
+    @_builtins.property
+    def memoize(self) -> Global___Memoize:
+        """Cache outputs by key and reuse them instead of running again."""
+
+    @_builtins.property
+    def synchronization(self) -> Global___Synchronization:
+        """Locks held while this template runs."""
+
+    @_builtins.property
+    def sidecars(self) -> _containers.RepeatedCompositeFieldContainer[Global___Container]:
+        """Containers that run beside main and are stopped when main exits."""
+
+    @_builtins.property
+    def metadata(self) -> Global___TemplateMetadata:
+        """Labels and annotations for the step's pod."""
+
     def __init__(
         self,
         *,
@@ -361,14 +582,363 @@ class Template(_message.Message):
         script: Global___ScriptTemplate | None = ...,
         steps: _abc.Iterable[Global___ParallelSteps] | None = ...,
         dag: Global___DAGTemplate | None = ...,
+        suspend: Global___SuspendTemplate | None = ...,
+        retry_strategy: Global___RetryStrategy | None = ...,
+        active_deadline_seconds: _builtins.str = ...,
+        timeout: _builtins.str = ...,
+        parallelism: _builtins.int | None = ...,
+        daemon: _builtins.bool | None = ...,
+        memoize: Global___Memoize | None = ...,
+        synchronization: Global___Synchronization | None = ...,
+        sidecars: _abc.Iterable[Global___Container] | None = ...,
+        metadata: Global___TemplateMetadata | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["container", b"container", "dag", b"dag", "inputs", b"inputs", "outputs", b"outputs", "script", b"script"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_daemon", b"_daemon", "_parallelism", b"_parallelism", "container", b"container", "daemon", b"daemon", "dag", b"dag", "inputs", b"inputs", "memoize", b"memoize", "metadata", b"metadata", "outputs", b"outputs", "parallelism", b"parallelism", "retry_strategy", b"retry_strategy", "script", b"script", "suspend", b"suspend", "synchronization", b"synchronization"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["container", b"container", "dag", b"dag", "inputs", b"inputs", "name", b"name", "outputs", b"outputs", "script", b"script", "steps", b"steps"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_daemon", b"_daemon", "_parallelism", b"_parallelism", "active_deadline_seconds", b"active_deadline_seconds", "container", b"container", "daemon", b"daemon", "dag", b"dag", "inputs", b"inputs", "memoize", b"memoize", "metadata", b"metadata", "name", b"name", "outputs", b"outputs", "parallelism", b"parallelism", "retry_strategy", b"retry_strategy", "script", b"script", "sidecars", b"sidecars", "steps", b"steps", "suspend", b"suspend", "synchronization", b"synchronization", "timeout", b"timeout"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__daemon: _TypeAlias = _typing.Literal["daemon"]  # noqa: Y015
+    _WhichOneofArgType__daemon: _TypeAlias = _typing.Literal["_daemon", b"_daemon"]  # noqa: Y015
+    _WhichOneofReturnType__parallelism: _TypeAlias = _typing.Literal["parallelism"]  # noqa: Y015
+    _WhichOneofArgType__parallelism: _TypeAlias = _typing.Literal["_parallelism", b"_parallelism"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__daemon) -> _WhichOneofReturnType__daemon | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__parallelism) -> _WhichOneofReturnType__parallelism | None: ...
+
+Global___Template: _TypeAlias = Template  # noqa: Y015
+
+@_typing.final
+class TemplateMetadata(_message.Message):
+    """Labels and annotations of a template's pod."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class LabelsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    @_typing.final
+    class AnnotationsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    LABELS_FIELD_NUMBER: _builtins.int
+    ANNOTATIONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Labels."""
+
+    @_builtins.property
+    def annotations(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Annotations."""
+
+    def __init__(
+        self,
+        *,
+        labels: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        annotations: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["annotations", b"annotations", "labels", b"labels"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___Template: _TypeAlias = Template  # noqa: Y015
+Global___TemplateMetadata: _TypeAlias = TemplateMetadata  # noqa: Y015
+
+@_typing.final
+class SuspendTemplate(_message.Message):
+    """Pauses a workflow at this node."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DURATION_FIELD_NUMBER: _builtins.int
+    duration: _builtins.str
+    """Resume by itself after this long ("30s", "5m", or seconds). Empty waits for Resume."""
+    def __init__(
+        self,
+        *,
+        duration: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["duration", b"duration"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SuspendTemplate: _TypeAlias = SuspendTemplate  # noqa: Y015
+
+@_typing.final
+class RetryStrategy(_message.Message):
+    """When and how often a failed attempt is retried."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LIMIT_FIELD_NUMBER: _builtins.int
+    RETRY_POLICY_FIELD_NUMBER: _builtins.int
+    BACKOFF_FIELD_NUMBER: _builtins.int
+    EXPRESSION_FIELD_NUMBER: _builtins.int
+    limit: _builtins.str
+    """Most retries after the first attempt. A number or a {{...}} tag."""
+    retry_policy: _builtins.str
+    """Which failures are retried: Always, OnFailure (the default), OnError, OnTransientError."""
+    expression: _builtins.str
+    """Retry only when this expression is true; it sees lastRetry.exitCode, lastRetry.status and lastRetry.duration."""
+    @_builtins.property
+    def backoff(self) -> Global___Backoff:
+        """Delay between attempts."""
+
+    def __init__(
+        self,
+        *,
+        limit: _builtins.str = ...,
+        retry_policy: _builtins.str = ...,
+        backoff: Global___Backoff | None = ...,
+        expression: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["backoff", b"backoff"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backoff", b"backoff", "expression", b"expression", "limit", b"limit", "retry_policy", b"retry_policy"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RetryStrategy: _TypeAlias = RetryStrategy  # noqa: Y015
+
+@_typing.final
+class Backoff(_message.Message):
+    """Delay between retries: duration * factor^(n-1), never past max_duration from the first attempt."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DURATION_FIELD_NUMBER: _builtins.int
+    FACTOR_FIELD_NUMBER: _builtins.int
+    MAX_DURATION_FIELD_NUMBER: _builtins.int
+    CAP_FIELD_NUMBER: _builtins.int
+    duration: _builtins.str
+    """First delay ("10s", "1m" or seconds)."""
+    factor: _builtins.str
+    """Multiplier applied after each retry."""
+    max_duration: _builtins.str
+    """Stop retrying once this long has passed since the first attempt."""
+    cap: _builtins.str
+    """Upper bound of a single delay."""
+    def __init__(
+        self,
+        *,
+        duration: _builtins.str = ...,
+        factor: _builtins.str = ...,
+        max_duration: _builtins.str = ...,
+        cap: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cap", b"cap", "duration", b"duration", "factor", b"factor", "max_duration", b"max_duration"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Backoff: _TypeAlias = Backoff  # noqa: Y015
+
+@_typing.final
+class Memoize(_message.Message):
+    """Reuse outputs of an earlier run with the same key."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEY_FIELD_NUMBER: _builtins.int
+    MAX_AGE_FIELD_NUMBER: _builtins.int
+    CACHE_FIELD_NUMBER: _builtins.int
+    key: _builtins.str
+    """Cache key; {{...}} tags are substituted."""
+    max_age: _builtins.str
+    """Entries older than this are ignored ("1h", "10m")."""
+    @_builtins.property
+    def cache(self) -> Global___MemoizeCache:
+        """Names the cache."""
+
+    def __init__(
+        self,
+        *,
+        key: _builtins.str = ...,
+        max_age: _builtins.str = ...,
+        cache: Global___MemoizeCache | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["cache", b"cache"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cache", b"cache", "key", b"key", "max_age", b"max_age"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Memoize: _TypeAlias = Memoize  # noqa: Y015
+
+@_typing.final
+class MemoizeCache(_message.Message):
+    """The cache that memoized outputs are kept in."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONFIG_MAP_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def config_map(self) -> Global___ConfigMapRef:
+        """Argo keeps caches in ConfigMaps; treadle keeps them in its state store under this name."""
+
+    def __init__(
+        self,
+        *,
+        config_map: Global___ConfigMapRef | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["config_map", b"config_map"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["config_map", b"config_map"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MemoizeCache: _TypeAlias = MemoizeCache  # noqa: Y015
+
+@_typing.final
+class ConfigMapRef(_message.Message):
+    """A named Kubernetes ConfigMap key, kept for compatibility."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    KEY_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """Name."""
+    key: _builtins.str
+    """Key inside it."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConfigMapRef: _TypeAlias = ConfigMapRef  # noqa: Y015
+
+@_typing.final
+class Synchronization(_message.Message):
+    """Locks a template or workflow holds while it runs."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MUTEX_FIELD_NUMBER: _builtins.int
+    SEMAPHORE_FIELD_NUMBER: _builtins.int
+    MUTEXES_FIELD_NUMBER: _builtins.int
+    SEMAPHORES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def mutex(self) -> Global___Mutex:
+        """One mutex."""
+
+    @_builtins.property
+    def semaphore(self) -> Global___Semaphore:
+        """One semaphore."""
+
+    @_builtins.property
+    def mutexes(self) -> _containers.RepeatedCompositeFieldContainer[Global___Mutex]:
+        """Several mutexes."""
+
+    @_builtins.property
+    def semaphores(self) -> _containers.RepeatedCompositeFieldContainer[Global___Semaphore]:
+        """Several semaphores."""
+
+    def __init__(
+        self,
+        *,
+        mutex: Global___Mutex | None = ...,
+        semaphore: Global___Semaphore | None = ...,
+        mutexes: _abc.Iterable[Global___Mutex] | None = ...,
+        semaphores: _abc.Iterable[Global___Semaphore] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["mutex", b"mutex", "semaphore", b"semaphore"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["mutex", b"mutex", "mutexes", b"mutexes", "semaphore", b"semaphore", "semaphores", b"semaphores"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Synchronization: _TypeAlias = Synchronization  # noqa: Y015
+
+@_typing.final
+class Mutex(_message.Message):
+    """A lock held by at most one holder at a time."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """Name of the mutex."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Mutex: _TypeAlias = Mutex  # noqa: Y015
+
+@_typing.final
+class Semaphore(_message.Message):
+    """A lock held by at most N holders at a time."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONFIG_MAP_KEY_REF_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def config_map_key_ref(self) -> Global___ConfigMapRef:
+        """Names the semaphore, as a ConfigMap key in Argo; its limit is a treadle object created through the API."""
+
+    def __init__(
+        self,
+        *,
+        config_map_key_ref: Global___ConfigMapRef | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["config_map_key_ref", b"config_map_key_ref"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["config_map_key_ref", b"config_map_key_ref"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Semaphore: _TypeAlias = Semaphore  # noqa: Y015
 
 @_typing.final
 class Container(_message.Message):
@@ -379,12 +949,15 @@ class Container(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     IMAGE_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
     COMMAND_FIELD_NUMBER: _builtins.int
     ARGS_FIELD_NUMBER: _builtins.int
     ENV_FIELD_NUMBER: _builtins.int
     WORKING_DIR_FIELD_NUMBER: _builtins.int
     image: _builtins.str
     """Image reference, for example "alpine:3.20"."""
+    name: _builtins.str
+    """Container name; used for sidecars."""
     working_dir: _builtins.str
     """Working directory of the command."""
     @_builtins.property
@@ -403,6 +976,7 @@ class Container(_message.Message):
         self,
         *,
         image: _builtins.str = ...,
+        name: _builtins.str = ...,
         command: _abc.Iterable[_builtins.str] | None = ...,
         args: _abc.Iterable[_builtins.str] | None = ...,
         env: _abc.Iterable[Global___EnvVar] | None = ...,
@@ -410,7 +984,7 @@ class Container(_message.Message):
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "command", b"command", "env", b"env", "image", b"image", "working_dir", b"working_dir"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "command", b"command", "env", b"env", "image", b"image", "name", b"name", "working_dir", b"working_dir"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -520,16 +1094,76 @@ class WorkflowStep(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class HooksEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        @_builtins.property
+        def value(self) -> Global___LifecycleHook: ...
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: Global___LifecycleHook | None = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _typing.Literal["value", b"value"]  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     NAME_FIELD_NUMBER: _builtins.int
     TEMPLATE_FIELD_NUMBER: _builtins.int
     ARGUMENTS_FIELD_NUMBER: _builtins.int
+    WHEN_FIELD_NUMBER: _builtins.int
+    WITH_ITEMS_FIELD_NUMBER: _builtins.int
+    WITH_PARAM_FIELD_NUMBER: _builtins.int
+    WITH_SEQUENCE_FIELD_NUMBER: _builtins.int
+    CONTINUE_ON_FIELD_NUMBER: _builtins.int
+    ON_EXIT_FIELD_NUMBER: _builtins.int
+    HOOKS_FIELD_NUMBER: _builtins.int
+    INLINE_FIELD_NUMBER: _builtins.int
+    TEMPLATE_REF_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Step name, unique in its template; used in {{steps.NAME...}}."""
     template: _builtins.str
     """Template to call."""
+    when: _builtins.str
+    """Run only when this condition is true."""
+    with_param: _builtins.str
+    """Run once per element of this JSON list."""
+    on_exit: _builtins.str
+    """Template run after this step, whatever its outcome."""
     @_builtins.property
     def arguments(self) -> Global___Arguments:
         """Arguments for the template's inputs."""
+
+    @_builtins.property
+    def with_items(self) -> _containers.RepeatedCompositeFieldContainer[_struct_pb2.Value]:
+        """Run once per item, in parallel."""
+
+    @_builtins.property
+    def with_sequence(self) -> Global___Sequence:
+        """Run once per number of a sequence."""
+
+    @_builtins.property
+    def continue_on(self) -> Global___ContinueOn:
+        """Let the steps continue when this step fails or errors."""
+
+    @_builtins.property
+    def hooks(self) -> _containers.MessageMap[_builtins.str, Global___LifecycleHook]:
+        """Lifecycle hooks: "exit", or any name with an expression."""
+
+    @_builtins.property
+    def inline(self) -> Global___Template:
+        """A template defined in place, instead of template."""
+
+    @_builtins.property
+    def template_ref(self) -> Global___TemplateRef:
+        """A template of a stored WorkflowTemplate, instead of template."""
 
     def __init__(
         self,
@@ -537,14 +1171,83 @@ class WorkflowStep(_message.Message):
         name: _builtins.str = ...,
         template: _builtins.str = ...,
         arguments: Global___Arguments | None = ...,
+        when: _builtins.str = ...,
+        with_items: _abc.Iterable[_struct_pb2.Value] | None = ...,
+        with_param: _builtins.str = ...,
+        with_sequence: Global___Sequence | None = ...,
+        continue_on: Global___ContinueOn | None = ...,
+        on_exit: _builtins.str = ...,
+        hooks: _abc.Mapping[_builtins.str, Global___LifecycleHook] | None = ...,
+        inline: Global___Template | None = ...,
+        template_ref: Global___TemplateRef | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["arguments", b"arguments"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["arguments", b"arguments", "continue_on", b"continue_on", "inline", b"inline", "template_ref", b"template_ref", "with_sequence", b"with_sequence"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["arguments", b"arguments", "name", b"name", "template", b"template"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["arguments", b"arguments", "continue_on", b"continue_on", "hooks", b"hooks", "inline", b"inline", "name", b"name", "on_exit", b"on_exit", "template", b"template", "template_ref", b"template_ref", "when", b"when", "with_items", b"with_items", "with_param", b"with_param", "with_sequence", b"with_sequence"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___WorkflowStep: _TypeAlias = WorkflowStep  # noqa: Y015
+
+@_typing.final
+class Sequence(_message.Message):
+    """A sequence of numbers for withSequence. Values may be {{...}} tags."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COUNT_FIELD_NUMBER: _builtins.int
+    START_FIELD_NUMBER: _builtins.int
+    END_FIELD_NUMBER: _builtins.int
+    FORMAT_FIELD_NUMBER: _builtins.int
+    count: _builtins.str
+    """How many numbers, starting at start (default 0)."""
+    start: _builtins.str
+    """First number."""
+    end: _builtins.str
+    """Last number, inclusive."""
+    format: _builtins.str
+    """printf-style format of each number, for example "%02d"."""
+    def __init__(
+        self,
+        *,
+        count: _builtins.str = ...,
+        start: _builtins.str = ...,
+        end: _builtins.str = ...,
+        format: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "end", b"end", "format", b"format", "start", b"start"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Sequence: _TypeAlias = Sequence  # noqa: Y015
+
+@_typing.final
+class ContinueOn(_message.Message):
+    """Which outcomes of a step do not stop the workflow."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FAILED_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    failed: _builtins.bool
+    """Continue when the step failed."""
+    error: _builtins.bool
+    """Continue when the step errored."""
+    def __init__(
+        self,
+        *,
+        failed: _builtins.bool = ...,
+        error: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "failed", b"failed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ContinueOn: _TypeAlias = ContinueOn  # noqa: Y015
 
 @_typing.final
 class DAGTemplate(_message.Message):
@@ -553,6 +1256,12 @@ class DAGTemplate(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     TASKS_FIELD_NUMBER: _builtins.int
+    TARGET_FIELD_NUMBER: _builtins.int
+    FAIL_FAST_FIELD_NUMBER: _builtins.int
+    target: _builtins.str
+    """Space-separated task names to run, with what they depend on. Empty runs every task."""
+    fail_fast: _builtins.bool
+    """Stop starting new tasks once one has failed (default true)."""
     @_builtins.property
     def tasks(self) -> _containers.RepeatedCompositeFieldContainer[Global___DAGTask]:
         """The tasks."""
@@ -561,12 +1270,16 @@ class DAGTemplate(_message.Message):
         self,
         *,
         tasks: _abc.Iterable[Global___DAGTask] | None = ...,
+        target: _builtins.str = ...,
+        fail_fast: _builtins.bool | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_fail_fast", b"_fail_fast", "fail_fast", b"fail_fast"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["tasks", b"tasks"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_fail_fast", b"_fail_fast", "fail_fast", b"fail_fast", "target", b"target", "tasks", b"tasks"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__fail_fast: _TypeAlias = _typing.Literal["fail_fast"]  # noqa: Y015
+    _WhichOneofArgType__fail_fast: _TypeAlias = _typing.Literal["_fail_fast", b"_fail_fast"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__fail_fast) -> _WhichOneofReturnType__fail_fast | None: ...
 
 Global___DAGTemplate: _TypeAlias = DAGTemplate  # noqa: Y015
 
@@ -576,14 +1289,53 @@ class DAGTask(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class HooksEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        @_builtins.property
+        def value(self) -> Global___LifecycleHook: ...
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: Global___LifecycleHook | None = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _typing.Literal["value", b"value"]  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     NAME_FIELD_NUMBER: _builtins.int
     TEMPLATE_FIELD_NUMBER: _builtins.int
     ARGUMENTS_FIELD_NUMBER: _builtins.int
     DEPENDENCIES_FIELD_NUMBER: _builtins.int
+    DEPENDS_FIELD_NUMBER: _builtins.int
+    WHEN_FIELD_NUMBER: _builtins.int
+    WITH_ITEMS_FIELD_NUMBER: _builtins.int
+    WITH_PARAM_FIELD_NUMBER: _builtins.int
+    WITH_SEQUENCE_FIELD_NUMBER: _builtins.int
+    CONTINUE_ON_FIELD_NUMBER: _builtins.int
+    ON_EXIT_FIELD_NUMBER: _builtins.int
+    HOOKS_FIELD_NUMBER: _builtins.int
+    INLINE_FIELD_NUMBER: _builtins.int
+    TEMPLATE_REF_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Task name, unique in its template; used in {{tasks.NAME...}}."""
     template: _builtins.str
     """Template to call."""
+    depends: _builtins.str
+    """A condition over other tasks' results, such as "A.Succeeded && (B.Failed || C)"."""
+    when: _builtins.str
+    """Run only when this condition is true."""
+    with_param: _builtins.str
+    """Run once per element of this JSON list."""
+    on_exit: _builtins.str
+    """Template run after this task, whatever its outcome."""
     @_builtins.property
     def arguments(self) -> Global___Arguments:
         """Arguments for the template's inputs."""
@@ -592,6 +1344,30 @@ class DAGTask(_message.Message):
     def dependencies(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Names of the tasks that must succeed before this one starts."""
 
+    @_builtins.property
+    def with_items(self) -> _containers.RepeatedCompositeFieldContainer[_struct_pb2.Value]:
+        """Run once per item, in parallel."""
+
+    @_builtins.property
+    def with_sequence(self) -> Global___Sequence:
+        """Run once per number of a sequence."""
+
+    @_builtins.property
+    def continue_on(self) -> Global___ContinueOn:
+        """Let dependents run when this task fails or errors."""
+
+    @_builtins.property
+    def hooks(self) -> _containers.MessageMap[_builtins.str, Global___LifecycleHook]:
+        """Lifecycle hooks: "exit", or any name with an expression."""
+
+    @_builtins.property
+    def inline(self) -> Global___Template:
+        """A template defined in place, instead of template."""
+
+    @_builtins.property
+    def template_ref(self) -> Global___TemplateRef:
+        """A template of a stored WorkflowTemplate, instead of template."""
+
     def __init__(
         self,
         *,
@@ -599,10 +1375,20 @@ class DAGTask(_message.Message):
         template: _builtins.str = ...,
         arguments: Global___Arguments | None = ...,
         dependencies: _abc.Iterable[_builtins.str] | None = ...,
+        depends: _builtins.str = ...,
+        when: _builtins.str = ...,
+        with_items: _abc.Iterable[_struct_pb2.Value] | None = ...,
+        with_param: _builtins.str = ...,
+        with_sequence: Global___Sequence | None = ...,
+        continue_on: Global___ContinueOn | None = ...,
+        on_exit: _builtins.str = ...,
+        hooks: _abc.Mapping[_builtins.str, Global___LifecycleHook] | None = ...,
+        inline: Global___Template | None = ...,
+        template_ref: Global___TemplateRef | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["arguments", b"arguments"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["arguments", b"arguments", "continue_on", b"continue_on", "inline", b"inline", "template_ref", b"template_ref", "with_sequence", b"with_sequence"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["arguments", b"arguments", "dependencies", b"dependencies", "name", b"name", "template", b"template"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["arguments", b"arguments", "continue_on", b"continue_on", "dependencies", b"dependencies", "depends", b"depends", "hooks", b"hooks", "inline", b"inline", "name", b"name", "on_exit", b"on_exit", "template", b"template", "template_ref", b"template_ref", "when", b"when", "with_items", b"with_items", "with_param", b"with_param", "with_sequence", b"with_sequence"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -725,6 +1511,7 @@ class Parameter(_message.Message):
     VALUE_FROM_FIELD_NUMBER: _builtins.int
     GLOBAL_NAME_FIELD_NUMBER: _builtins.int
     DESCRIPTION_FIELD_NUMBER: _builtins.int
+    ENUM_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Name, unique among its siblings."""
     value: _builtins.str
@@ -739,6 +1526,10 @@ class Parameter(_message.Message):
     def value_from(self) -> Global___ValueFrom:
         """Where an output parameter's value comes from."""
 
+    @_builtins.property
+    def enum(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The values the parameter may take."""
+
     def __init__(
         self,
         *,
@@ -748,10 +1539,11 @@ class Parameter(_message.Message):
         value_from: Global___ValueFrom | None = ...,
         global_name: _builtins.str = ...,
         description: _builtins.str = ...,
+        enum: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_default", b"_default", "_value", b"_value", "default", b"default", "value", b"value", "value_from", b"value_from"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_default", b"_default", "_value", b"_value", "default", b"default", "description", b"description", "global_name", b"global_name", "name", b"name", "value", b"value", "value_from", b"value_from"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_default", b"_default", "_value", b"_value", "default", b"default", "description", b"description", "enum", b"enum", "global_name", b"global_name", "name", b"name", "value", b"value", "value_from", b"value_from"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__default: _TypeAlias = _typing.Literal["default"]  # noqa: Y015
     _WhichOneofArgType__default: _TypeAlias = _typing.Literal["_default", b"_default"]  # noqa: Y015
@@ -773,6 +1565,8 @@ class ValueFrom(_message.Message):
     PATH_FIELD_NUMBER: _builtins.int
     DEFAULT_FIELD_NUMBER: _builtins.int
     PARAMETER_FIELD_NUMBER: _builtins.int
+    SUPPLIED_FIELD_NUMBER: _builtins.int
+    EXPRESSION_FIELD_NUMBER: _builtins.int
     path: _builtins.str
     """Read the value from this file after the main command exits."""
     default: _builtins.str
@@ -781,22 +1575,47 @@ class ValueFrom(_message.Message):
     """For steps and dag templates: the value of a child's output, as
     "{{steps.A.outputs.parameters.X}}" or "{{tasks.A.outputs.result}}".
     """
+    expression: _builtins.str
+    """For steps and dag templates: an expression over children's outputs."""
+    @_builtins.property
+    def supplied(self) -> Global___SuppliedValueFrom:
+        """The value is supplied through SetNode while a suspend node waits."""
+
     def __init__(
         self,
         *,
         path: _builtins.str = ...,
         default: _builtins.str | None = ...,
         parameter: _builtins.str = ...,
+        supplied: Global___SuppliedValueFrom | None = ...,
+        expression: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_default", b"_default", "default", b"default"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_default", b"_default", "default", b"default", "supplied", b"supplied"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_default", b"_default", "default", b"default", "parameter", b"parameter", "path", b"path"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_default", b"_default", "default", b"default", "expression", b"expression", "parameter", b"parameter", "path", b"path", "supplied", b"supplied"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__default: _TypeAlias = _typing.Literal["default"]  # noqa: Y015
     _WhichOneofArgType__default: _TypeAlias = _typing.Literal["_default", b"_default"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType__default) -> _WhichOneofReturnType__default | None: ...
 
 Global___ValueFrom: _TypeAlias = ValueFrom  # noqa: Y015
+
+@_typing.final
+class SuppliedValueFrom(_message.Message):
+    """Marks a parameter whose value a person or program supplies while the workflow is suspended."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SuppliedValueFrom: _TypeAlias = SuppliedValueFrom  # noqa: Y015
 
 @_typing.final
 class Artifact(_message.Message):

@@ -1,0 +1,186 @@
+"""DAG templates: tasks start when their `dependencies` or `depends` condition is met."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from treadle.services.scheduler.engine.core import EngineBase
+from treadle.services.scheduler.engine.model import FULFILLED_OK, Node, NodePhase, NodeType, node_id_for
+from treadle.services.scheduler.engine.resolve import Scope
+from treadle.spec import depends as dep
+
+
+@dataclass(frozen=True)
+class DagIndex:
+    tasks: dict[str, dict[str, Any]]
+    deps: dict[str, list[str]]
+    conditions: dict[str, dep.Expr | None]
+    dependents: dict[str, list[str]]
+    roots: list[str]
+    targets: list[str]
+    # A failure of this task is expected by the DAG (continueOn, or a dependent asks for it).
+    handled: dict[str, bool]
+    fail_fast: bool
+
+
+def build_index(template: dict[str, Any]) -> DagIndex:
+    dag = template.get("dag") or {}
+    all_tasks = {t["name"]: t for t in dag.get("tasks") or []}
+    conditions: dict[str, dep.Expr | None] = {}
+    deps: dict[str, list[str]] = {}
+    for name, task in all_tasks.items():
+        if task.get("depends"):
+            expr = dep.parse(task["depends"])
+            conditions[name], deps[name] = expr, dep.tasks_of(expr)
+        elif task.get("dependencies"):
+            names = list(task["dependencies"])
+            conditions[name], deps[name] = dep.from_dependencies(names), names
+        else:
+            conditions[name], deps[name] = None, []
+    wanted = set(all_tasks)
+    targets = str(dag.get("target") or "").split()
+    if targets:
+        wanted, stack = set(), list(targets)
+        while stack:
+            t = stack.pop()
+            if t not in wanted and t in all_tasks:
+                wanted.add(t)
+                stack.extend(deps[t])
+    tasks = {n: t for n, t in all_tasks.items() if n in wanted}
+    dependents: dict[str, list[str]] = {n: [] for n in tasks}
+    for name in tasks:
+        for d in deps[name]:
+            dependents[d].append(name)
+    if not targets:
+        targets = sorted(n for n in tasks if not dependents[n])
+    handled = {}
+    for name, task in tasks.items():
+        on = task.get("continueOn") or {}
+        asked = any((expr := conditions[d]) is not None and dep.mentions_failure(expr, name) for d in dependents[name])
+        handled[name] = bool(on.get("failed") or on.get("error") or asked)
+    roots = [n for n in tasks if not deps[n]]
+    fail_fast = dag.get("failFast") is not False
+    return DagIndex(tasks, deps, conditions, dependents, roots, targets, handled, fail_fast)
+
+
+class DagMixin(EngineBase):
+    _dag_indexes: dict[str, DagIndex]
+
+    def _dag_index(self, template_name: str) -> DagIndex:
+        index = self._dag_indexes.get(template_name)
+        if index is None:
+            index = build_index(self.templates[template_name])
+            self._dag_indexes[template_name] = index
+        return index
+
+    def _start_dag(self, dag: Node) -> None:
+        dag.progress.update({"running": 0, "failed": ""})
+        self.nodes.put(dag)
+        index = self._dag_index(dag.template_name)
+        for task in index.roots:
+            self._start_task(dag, task)
+        if not index.tasks:
+            self._finish(dag, NodePhase.SUCCEEDED)
+
+    def _task_node(self, dag: Node, task: str) -> Node | None:
+        return self.nodes.get(node_id_for(self.state.name, f"{dag.name}.{task}"))
+
+    def _dag_scope(self, dag: Node) -> Scope:
+        index = self._dag_index(dag.template_name)
+        return Scope(
+            self._global, dag.inputs, "tasks", lambda name: self._task_node(dag, name), lambda: list(index.tasks),
+            global_names=self._global_names,
+        )  # fmt: skip
+
+    def _start_task(self, dag: Node, task: str) -> None:
+        dag.progress["running"] += 1
+        self.nodes.put(dag)
+        call = self._dag_index(dag.template_name).tasks[task]
+        self._call(f"{dag.name}.{task}", task, call, self._dag_scope(dag), boundary=dag.id, parent=dag.id)
+
+    def _dag_child_done(self, dag: Node, child: Node) -> None:
+        index = self._dag_index(dag.template_name)
+        progress = dag.progress
+        progress["running"] -= 1
+        task = child.display_name
+        if not self._tolerated(child) and not index.handled.get(task) and not progress["failed"]:
+            progress["failed"] = child.id
+        worklist = [task]
+        while worklist:
+            for candidate in index.dependents.get(worklist.pop(), []):
+                if self._task_node(dag, candidate) is not None:
+                    continue
+                outcomes = self._outcomes(dag, index.deps[candidate])
+                if outcomes is None:
+                    continue  # a dependency has not finished (or never started)
+                condition = index.conditions[candidate]
+                if condition is None or dep.evaluate(condition, outcomes):
+                    if not (index.fail_fast and progress["failed"]):
+                        self._start_task(dag, candidate)
+                    continue
+                node = self._new_node(
+                    f"{dag.name}.{candidate}", candidate, NodeType.SKIPPED, index.tasks[candidate]["template"],
+                    boundary=dag.id, parent=dag.id, phase=NodePhase.OMITTED,
+                )  # fmt: skip
+                node.message = "omitted: depends condition not met"
+                node.finished_at = node.started_at
+                self.nodes.put(node)
+                worklist.append(candidate)
+        self.nodes.put(dag)
+        if progress["running"] == 0:
+            phase, origin = self._assess(dag, index)
+            if phase == NodePhase.SUCCEEDED:
+                self._finish(dag, NodePhase.SUCCEEDED)
+            else:
+                failed = self.nodes.get(origin) if origin else None
+                self._finish(dag, phase, self._failure_message(failed) if failed else f"{dag.name} {phase.lower()}")
+
+    def _outcomes(self, dag: Node, names: list[str]) -> dict[str, dep.TaskOutcome] | None:
+        outcomes = {}
+        for name in names:
+            node = self._task_node(dag, name)
+            if node is None or not node.done:
+                return None
+            on = node.progress.get("continueOn") or {}
+            children = [c for c in (self.nodes.get(i) for i in node.children) if c is not None]
+            outcomes[name] = dep.TaskOutcome(
+                phase=node.phase,
+                continue_on_failed=bool(on.get("failed")),
+                continue_on_error=bool(on.get("error")),
+                any_succeeded=any(c.phase == NodePhase.SUCCEEDED for c in children),
+                all_failed=bool(children) and all(c.phase == NodePhase.FAILED for c in children),
+            )
+        return outcomes
+
+    def _assess(self, dag: Node, index: DagIndex) -> tuple[str, str]:
+        """The DAG's phase from its target tasks' branches, as Argo decides it."""
+        memo: dict[str, tuple[str, str]] = {}
+
+        def branch(task: str) -> tuple[str, str]:
+            if task in memo:
+                return memo[task]
+            node = self._task_node(dag, task)
+            if node is not None and node.phase not in (NodePhase.OMITTED,):
+                phase = NodePhase.SUCCEEDED if node.phase in FULFILLED_OK else node.phase
+                result = (phase, node.id)
+            else:
+                result = (NodePhase.SUCCEEDED, "")
+                for parent in index.deps.get(task, []):
+                    got = branch(parent)
+                    if got[0] in (NodePhase.FAILED, NodePhase.ERROR):
+                        result = got
+                        break
+                if node is None and result[0] == NodePhase.SUCCEEDED:
+                    result = (NodePhase.FAILED, dag.progress.get("failed", ""))  # never started: failFast
+            memo[task] = result
+            return result
+
+        for target in index.targets:
+            phase, origin = branch(target)
+            if phase in (NodePhase.FAILED, NodePhase.ERROR):
+                node = self.nodes.get(origin) if origin else None
+                if node is not None and node.display_name == target and self._tolerated(node):
+                    continue
+                return phase, origin
+        return NodePhase.SUCCEEDED, ""

@@ -1,0 +1,169 @@
+"""The local runtime: steps run on this machine, in one long-lived executor host process.
+
+The host (``python -m treadle.executor.host``) is started on the first launch
+and runs every step concurrently; launches and cancels go to it as JSON lines,
+exit events come back (`treadle.executor.protocol`). If the host dies, every
+attempt it was running gets an exit with reported=False, and the next launch
+starts a new host. `close` stops the host without exit callbacks: the attempts
+it was running are for the scheduler to resume or fail when it starts again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import shutil
+import sys
+from pathlib import Path
+
+from treadle.executor.layout import workflow_dir
+from treadle.executor.protocol import ExitEvent, cancel_line, launch_line
+from treadle.services.scheduler.runtimes.base import ExitCallback, LaunchSpec, StepExit
+
+log = logging.getLogger(__name__)
+
+Key = tuple[str, str, int]
+
+# How long close() lets the host stop its steps before killing it.
+STOP_GRACE_SECONDS = 10.0
+_EVENT_LINE_LIMIT = 1024 * 1024
+
+
+class _Host:
+    """One executor host process and the attempts it runs."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+        self.running: set[Key] = set()
+        self.dead = False
+        self.reader: asyncio.Task[None] | None = None
+
+    @property
+    def stdin(self) -> asyncio.StreamWriter:
+        assert self.process.stdin is not None
+        return self.process.stdin
+
+    async def send(self, line: bytes) -> None:
+        """Write a request. A host that died meanwhile is noticed by the reader, not here."""
+        try:
+            self.stdin.write(line)
+            await self.stdin.drain()
+        except (BrokenPipeError, ConnectionResetError, RuntimeError) as exc:
+            log.debug("executor host %d did not take a request: %s", self.process.pid, exc)
+
+
+class LocalRuntime:
+    name = "local"
+
+    def __init__(self, steps_dir: Path, *, sandbox: str = "auto", python: str = sys.executable) -> None:
+        self._steps_dir = steps_dir
+        self._sandbox = sandbox
+        self._python = python
+        self._on_exit: ExitCallback | None = None
+        self._host: _Host | None = None
+        self._host_lock = asyncio.Lock()
+        self._attempts: dict[Key, _Host] = {}
+        self._closed = False
+
+    async def start(self, on_exit: ExitCallback) -> None:
+        self._on_exit = on_exit
+        self._closed = False
+
+    async def launch(self, spec: LaunchSpec) -> None:
+        key = (spec.workflow, spec.node_id, spec.attempt)
+        if key in self._attempts:
+            return
+        host = await self._live_host()
+        host.running.add(key)
+        self._attempts[key] = host
+        # The executor fetches its own copy of the template through GetStepContext.
+        fields = {name: value for name, value in dataclasses.asdict(spec).items() if name != "template"}
+        await host.send(launch_line(fields))
+
+    async def cancel(self, workflow: str, node_id: str, attempt: int, reason: str) -> None:
+        host = self._attempts.get((workflow, node_id, attempt))
+        if host is not None and not host.dead:
+            await host.send(cancel_line(workflow, node_id, attempt, reason))
+
+    async def cleanup(self, workflow: str) -> None:
+        for w, node_id, attempt in [key for key in self._attempts if key[0] == workflow]:
+            await self.cancel(w, node_id, attempt, "the workflow is being cleaned up")
+        await asyncio.to_thread(shutil.rmtree, workflow_dir(self._steps_dir, workflow), True)
+
+    async def close(self) -> None:
+        self._closed = True
+        host, self._host = self._host, None
+        self._attempts.clear()
+        if host is None or host.dead:
+            return
+        host.stdin.close()  # the host stops its steps and exits when its stdin closes
+        try:
+            await asyncio.wait_for(host.process.wait(), STOP_GRACE_SECONDS)
+        except TimeoutError:
+            log.warning("executor host %d did not stop in time; killing it", host.process.pid)
+            with contextlib.suppress(ProcessLookupError):
+                host.process.kill()
+            await host.process.wait()
+        if host.reader is not None:
+            await host.reader
+
+    async def _live_host(self) -> _Host:
+        async with self._host_lock:
+            if self._host is None or self._host.dead:
+                self._steps_dir.mkdir(parents=True, exist_ok=True)
+                process = await asyncio.create_subprocess_exec(
+                    self._python,
+                    "-m",
+                    "treadle.executor.host",
+                    "--steps-dir",
+                    str(self._steps_dir),
+                    "--sandbox",
+                    self._sandbox,
+                    stdin=asyncio.subprocess.PIPE,
+                    stdout=asyncio.subprocess.PIPE,
+                    limit=_EVENT_LINE_LIMIT,
+                )
+                host = _Host(process)
+                host.reader = asyncio.create_task(self._read_events(host), name=f"executor host {process.pid}")
+                self._host = host
+                log.info("started executor host %d", process.pid)
+            return self._host
+
+    async def _read_events(self, host: _Host) -> None:
+        assert host.process.stdout is not None
+        async for line in host.process.stdout:
+            try:
+                event = ExitEvent.decode(line)
+            except (ValueError, KeyError, TypeError) as exc:
+                log.error("executor host %d sent a malformed event: %s", host.process.pid, exc)
+                continue
+            host.running.discard(event.key)
+            if self._attempts.get(event.key) is host:
+                del self._attempts[event.key]
+                await self._notify(StepExit(*event.key, reported=event.reported, message=event.message))
+        host.dead = True  # from here on, a launch starts a new host
+        code = await host.process.wait()
+        orphans = sorted(host.running)
+        host.running.clear()
+        if self._closed:
+            return
+        log.warning(
+            "executor host %d exited with code %d; %d step(s) were running", host.process.pid, code, len(orphans)
+        )
+        for key in orphans:
+            if self._attempts.get(key) is host:
+                del self._attempts[key]
+                message = f"the executor host exited (code {code}) while the step ran"
+                await self._notify(StepExit(*key, reported=False, message=message))
+
+    async def _notify(self, step_exit: StepExit) -> None:
+        if self._on_exit is None or self._closed:
+            return
+        try:
+            await self._on_exit(step_exit)
+        except Exception:
+            log.exception(
+                "exit callback failed for %s/%s attempt %d", step_exit.workflow, step_exit.node_id, step_exit.attempt
+            )
