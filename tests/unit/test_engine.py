@@ -2,13 +2,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine_driver import Run
+from engine_driver import Run, fail
 
 from treadle.services.scheduler.engine import NodePhase, NodeType, node_id_for
-
-
-def fail(code: int) -> Any:
-    return lambda ctx: ("Failed", {"exitCode": str(code)}, f"exit code {code}")
 
 
 STEPS = """
@@ -105,8 +101,7 @@ def test_dag_failure_omits_dependents_and_starts_nothing_new() -> None:
 
 def test_stale_or_repeated_completion_is_ignored() -> None:
     run = Run(DAG)
-    launches = run.engine.start().launches
-    first = launches[0]
+    first = run.engine.start().launches[0]
     assert run.engine.complete_pod(first.node_id, first.attempt + 1, "Succeeded", {}) is None
     assert run.engine.complete_pod(first.node_id, first.attempt, "Succeeded", {"result": "A"}) is not None
     assert run.engine.complete_pod(first.node_id, first.attempt, "Succeeded", {"result": "A"}) is None

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-WORKFLOW_FIELDS = ("name", "namespace", "uid", "serviceAccountName", "creationTimestamp")
+WORKFLOW_FIELDS = (
+    "name", "namespace", "uid", "serviceAccountName", "creationTimestamp", "status", "failures", "duration",
+)  # fmt: skip
 # Per-node values a step may read about an earlier sibling: {{steps.X.<field>}}.
-NODE_FIELDS = ("id", "status", "startedAt", "finishedAt")
+NODE_FIELDS = ("id", "status", "startedAt", "finishedAt", "exitCode")
+KINDS = ("container", "script", "steps", "dag", "suspend")
 LEAF_ONLY_NODE_OUTPUTS = ("outputs.result", "outputs.exitCode")
 
 
 def template_kind(tmpl: dict[str, Any]) -> str:
-    kinds = [k for k in ("container", "script", "steps", "dag") if tmpl.get(k) is not None]
+    kinds = [k for k in KINDS if tmpl.get(k) is not None]
     return kinds[0] if len(kinds) == 1 else ""
 
 
@@ -19,10 +22,12 @@ def is_leaf(tmpl: dict[str, Any]) -> bool:
     return template_kind(tmpl) in ("container", "script")
 
 
-def sibling_names(prefix: str, name: str, tmpl: dict[str, Any] | None) -> set[str]:
+def sibling_names(prefix: str, name: str, tmpl: dict[str, Any] | None, *, looped: bool = False) -> set[str]:
     """The names `{{prefix.name.*}}` offers for a finished sibling running tmpl."""
     base = f"{prefix}.{name}"
     names = {f"{base}.{f}" for f in NODE_FIELDS}
+    if looped:
+        names |= {f"{base}.outputs.parameters", f"{base}.outputs.result"}
     if tmpl is None:
         return names
     outputs = tmpl.get("outputs") or {}
