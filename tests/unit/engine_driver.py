@@ -75,7 +75,7 @@ class Run:
                 self.take(self.engine.complete_pod(launch.node_id, launch.attempt, phase, outputs, message))
                 continue
             timers = self.engine.state.timers
-            if not timers or self.engine.state.done or self.pending:
+            if not timers or self.engine.state.done:
                 return self
             key = min(timers, key=lambda k: timers[k])
             self.clock = max(self.clock, timers[key])

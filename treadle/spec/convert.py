@@ -21,7 +21,10 @@ from treadle.workflow.v1 import workflow_pb2
 # Keys Kubernetes tooling adds that carry no meaning for a run.
 _IGNORED_TOP_LEVEL = {"apiVersion", "kind"}
 # Fields whose YAML value may be a number or a boolean; Argo keeps them as text.
-_STRINGISH = {"value", "default"}
+_STRINGISH = {
+    "value", "default", "limit", "factor", "duration", "maxDuration", "cap", "activeDeadlineSeconds", "timeout",
+    "count", "start", "end",
+}  # fmt: skip
 _STRING_LIST_FIELDS = {"command", "args", "dependencies"}
 _GROUP_PATH = re.compile(r"steps\[(\d+)\]\.steps\[(\d+)\]")
 
@@ -114,7 +117,12 @@ def _check_fields(node: Any, desc: Descriptor, path: str, out: list[FieldViolati
         if field is None:
             out.append(FieldViolation(sub, "field is not supported by treadle"))
             continue
-        if value is None or field.message_type is None:
+        if value is None:
+            continue
+        if field.message_type is None:
+            problem = _scalar_problem(field, value)
+            if problem:
+                out.append(FieldViolation(sub, problem))
             continue
         if field.message_type.GetOptions().map_entry:
             continue
@@ -128,6 +136,28 @@ def _check_fields(node: Any, desc: Descriptor, path: str, out: list[FieldViolati
                 _check_fields(item, field.message_type, f"{sub}[{i}]", out)
         else:
             _check_fields(value, field.message_type, sub, out)
+
+
+_INTEGER_TYPES = {
+    FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_UINT32, FieldDescriptor.TYPE_UINT64,
+}  # fmt: skip
+
+
+def _scalar_problem(field: FieldDescriptor, value: Any) -> str:
+    values = value if field.is_repeated and isinstance(value, list) else [value]
+    if field.is_repeated and not isinstance(value, list):
+        return f"expected a list, got {_kind(value)}"
+    for item in values:
+        if field.type == FieldDescriptor.TYPE_STRING and not isinstance(item, str):
+            return f"expected a string, got {_kind(item)}"
+        if field.type == FieldDescriptor.TYPE_BOOL and not isinstance(item, bool):
+            return f"expected true or false, got {_kind(item)}"
+        if field.type in _INTEGER_TYPES:
+            if isinstance(item, bool) or not (
+                isinstance(item, int) or (isinstance(item, str) and item.lstrip("-").isdigit())
+            ):
+                return f"expected a whole number, got {item!r}"
+    return ""
 
 
 def _kind(value: Any) -> str:

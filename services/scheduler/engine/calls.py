@@ -185,6 +185,3 @@ class CallsMixin(EngineBase):
                 raise BindError(f"input artifact {a['name']!r} of template {tmpl['name']!r} was not supplied")
             artifacts.append(entry)
         return {"parameters": params, "artifacts": artifacts}
-
-    def _next_attempt(self, retry: Any) -> None:
-        raise NotImplementedError

@@ -81,6 +81,9 @@ class EngineBase:
     def _finish_workflow(self, root: Node) -> None:
         raise NotImplementedError
 
+    def _next_attempt(self, retry: Node) -> None:
+        raise NotImplementedError
+
     # -- nodes ----------------------------------------------------------------
 
     def _new_node(
