@@ -52,4 +52,4 @@ class ServerConfig:
         return self.data_dir / "steps"
 
     def repository_uri(self) -> str:
-        return self.artifact_repository or f"file://{self.data_dir / 'artifacts'}"
+        return self.artifact_repository or (self.data_dir / "artifacts").resolve().as_uri()

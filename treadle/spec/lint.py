@@ -22,9 +22,11 @@ NOT_YET = {
 
 
 class Linter(CallLinter):
-    def __init__(self, spec: dict[str, Any], out: list[FieldViolation]) -> None:
+    def __init__(self, spec: dict[str, Any], out: list[FieldViolation], *, partial: bool = False) -> None:
+        """partial: a WorkflowTemplate, whose entrypoint and argument values a workflow may supply."""
         self.spec = spec
         self.out = out
+        self.partial = partial
         self.templates: dict[str, dict[str, Any]] = {}
         self.globals = scope.global_names(spec)
 
@@ -47,11 +49,13 @@ class Linter(CallLinter):
         self._check_spec_fields()
         self._check_arguments()
         entry = self.spec.get("entrypoint", "")
-        if not entry:
+        if not entry and self.partial:
+            pass
+        elif not entry:
             self.fail("spec.entrypoint", "entrypoint is required")
         elif entry not in self.templates:
             self.fail("spec.entrypoint", f"entrypoint template {entry!r} not found")
-        else:
+        elif not self.partial:
             args = self.spec.get("arguments") or {}
             supplied = {p.get("name") for p in args.get("parameters") or []}
             arts = {a.get("name") for a in args.get("artifacts") or []}
@@ -83,7 +87,7 @@ class Linter(CallLinter):
             elif name in seen:
                 self.fail(f"{path}.name", f"parameter {name!r} is given twice")
             seen.add(name)
-            if p.get("value") is None and p.get("valueFrom") is None:
+            if p.get("value") is None and p.get("valueFrom") is None and not self.partial:
                 self.fail(f"{path}.value", f"workflow parameter {name!r} needs a value (pass -p {name}=VALUE)")
             elif p.get("enum") and str(p.get("value")) not in p["enum"]:
                 self.fail(f"{path}.value", f"value {p.get('value')!r} of {name!r} is not one of {p['enum']}")

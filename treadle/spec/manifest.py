@@ -10,6 +10,7 @@ from treadle.errors import FieldViolation, InvalidSpec
 
 API_VERSION = "argoproj.io/v1alpha1"
 WORKFLOW_KINDS = ("Workflow",)
+TEMPLATE_KINDS = ("WorkflowTemplate",)
 
 
 def load_manifest(text: str, *, source: str = "manifest", kinds: tuple[str, ...] = WORKFLOW_KINDS) -> dict[str, Any]:

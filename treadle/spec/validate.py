@@ -52,6 +52,27 @@ def validate_workflow(
     return wf
 
 
+def validate_workflow_template(doc: dict[str, Any]) -> dict[str, Any]:
+    """Check a parsed WorkflowTemplate manifest. Entrypoint and argument values may be left for the workflow."""
+    workflow_from_dict({k: v for k, v in doc.items() if k != "kind"})
+    wf = copy.deepcopy({k: v for k, v in doc.items() if k != "status"})
+    meta = wf.get("metadata") or {}
+    wf["metadata"] = meta
+    spec = wf.get("spec")
+    if not isinstance(spec, dict):
+        raise InvalidSpec(FieldViolation("spec", "spec is required"))
+    violations: list[FieldViolation] = []
+    if not meta.get("name"):
+        violations.append(FieldViolation("metadata.name", "a WorkflowTemplate needs metadata.name"))
+    _check_metadata(meta, violations)
+    spec = normalize_spec(spec)
+    wf["spec"] = spec
+    Linter(spec, violations, partial=True).run()
+    if violations:
+        raise InvalidSpec(violations)
+    return wf
+
+
 def _apply_parameters(spec: dict[str, Any], overrides: dict[str, str]) -> None:
     if not overrides:
         return
