@@ -7,6 +7,7 @@ runtime's exit callback calls in here too.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -180,7 +181,7 @@ class Scheduler:
                 await asyncio.sleep(0.05)  # admitted but not yet loaded here
                 continue
             async with run.changed:
-                await run.changed.wait_for(lambda run=run: run.version != last)  # type: ignore[misc]
+                await run.changed.wait_for(lambda run=run, last=last: run.version != last)  # type: ignore[misc]
             snap = run.snapshot()
             last = snap.version
             yield snap
@@ -271,7 +272,5 @@ class Scheduler:
             return
         message = exit.message or "the executor exited without reporting"
         log.warning("step %s/%s attempt %d: %s", exit.workflow, exit.node_id, exit.attempt, message)
-        try:
+        with contextlib.suppress(NotFound):  # deleted while the step ran
             await self.complete_step(exit.workflow, exit.node_id, exit.attempt, NodePhase.ERROR, {}, message)
-        except NotFound:
-            pass  # deleted while the step ran

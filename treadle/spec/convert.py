@@ -152,11 +152,9 @@ def _scalar_problem(field: FieldDescriptor, value: Any) -> str:
             return f"expected a string, got {_kind(item)}"
         if field.type == FieldDescriptor.TYPE_BOOL and not isinstance(item, bool):
             return f"expected true or false, got {_kind(item)}"
-        if field.type in _INTEGER_TYPES:
-            if isinstance(item, bool) or not (
-                isinstance(item, int) or (isinstance(item, str) and item.lstrip("-").isdigit())
-            ):
-                return f"expected a whole number, got {item!r}"
+        whole = isinstance(item, int) or (isinstance(item, str) and item.lstrip("-").isdigit())
+        if field.type in _INTEGER_TYPES and (isinstance(item, bool) or not whole):
+            return f"expected a whole number, got {item!r}"
     return ""
 
 

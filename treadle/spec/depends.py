@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Union
 
 from treadle.errors import FieldViolation, InvalidSpec
 
@@ -35,7 +34,7 @@ class Binary:
     right: Expr
 
 
-Expr = Union[Ref, Not, Binary]
+Expr = Ref | Not | Binary
 
 
 def parse(text: str, field: str = "depends") -> Expr:

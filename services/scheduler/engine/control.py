@@ -145,9 +145,9 @@ class ControlMixin(EngineBase):
             pods = [p for p in pods if not p.progress.get("inExit")]
         self._cancel_pods(pods, message)
         for node in list(self.nodes.all()):
-            if node.type == NodeType.SUSPEND and not node.done:
-                if how == "Terminate" or not node.progress.get("inExit"):
-                    self._finish(node, NodePhase.FAILED, message)
+            stoppable = how == "Terminate" or not node.progress.get("inExit")
+            if node.type == NodeType.SUSPEND and not node.done and stoppable:
+                self._finish(node, NodePhase.FAILED, message)
         waiting = [
             n for n in self.nodes.all() if n.type == NodeType.RETRY and not n.done and n.progress.get("waitingUntil")
         ]
