@@ -217,8 +217,6 @@ class Scheduler:
     async def _commit(self, run: Run, decisions: Decisions) -> None:
         """Persist what the engine changed, wake watchers, then act on the decisions."""
         launches = decisions.launches
-        for launch in launches:
-            run.engine.pod_started(launch.node_id, launch.attempt)
         run.version = self.repo.save(run.engine.state, run.table.take_dirty(), run.table.take_deleted())
         async with run.changed:
             run.changed.notify_all()

@@ -66,7 +66,6 @@ class Run:
                     continue
                 self.launched.append(node.display_name)
                 self.deadlines[node.display_name] = launch.deadline_seconds
-                self.engine.pod_started(launch.node_id, launch.attempt)
                 ctx = self.engine.step_context(launch.node_id)
                 key = node.display_name.split("(")[0]
                 phase, outputs, message = (by_step or {}).get(node.display_name, (by_step or {}).get(key, behaviour))(

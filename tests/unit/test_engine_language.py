@@ -613,3 +613,31 @@ def test_global_outputs_from_inside_a_loop() -> None:
 """)
     ).run(behaviour=echo_args)
     assert run.engine.state.outputs["parameters"][0]["name"] == "last-seen"
+
+
+# -- lifecycle hooks ----------------------------------------------------------------
+
+
+def test_expression_hooks_fire_once_at_workflow_and_step_level() -> None:
+    run = Run(
+        wf(
+            """
+  - name: main
+    steps:
+    - - name: first
+        template: say
+        arguments: {parameters: [{name: text, value: f}]}
+        hooks:
+          started: {expression: 'steps["first"].status == "Running"', template: notify}
+          done: {expression: 'steps.first.status == "Succeeded"', template: notify}
+          never: {expression: 'steps.first.status == "Failed"', template: notify}
+  - name: notify
+    container: {image: busybox, command: [echo, hook]}
+""",
+            extra="  hooks:\n    finished: {expression: 'workflow.status == \"Succeeded\"', template: notify}\n",
+        )
+    ).run()
+    assert run.phase == NodePhase.SUCCEEDED
+    fired = sorted(n for n in run.launched if ".hooks." in n)
+    assert fired == ["lang.hooks.finished", "lang[0].first.hooks.done", "lang[0].first.hooks.started"]
+    assert not run.has("lang[0].first.hooks.never")

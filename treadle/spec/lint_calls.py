@@ -148,9 +148,10 @@ class CallLinter:
     def _check_hooks(self, path: str, hooks: dict[str, Any], allowed: set[str]) -> None:
         for name, hook in hooks.items():
             hpath = f"{path}.{name}"
-            if name != "exit" or hook.get("expression"):
-                self.fail(hpath, "only the exit hook is supported by treadle yet (expression hooks are not)")
-                continue
+            if name == "exit" and hook.get("expression"):
+                self.fail(f"{hpath}.expression", "the exit hook runs at exit; it takes no expression")
+            elif name != "exit" and not hook.get("expression"):
+                self.fail(f"{hpath}.expression", f"hook {name!r} needs an expression that says when it runs")
             if hook.get("templateRef"):
                 self.fail(f"{hpath}.templateRef", "templateRef is not supported by treadle yet")
             elif hook.get("template") not in self.templates:

@@ -40,6 +40,8 @@ class CallsMixin(EngineBase):
         if self._reuse(name, parent):
             return
         flags = {**(flags or {}), **call_flags(call)}
+        if expand and call.get("hooks"):
+            self._arm_hooks(name, call["hooks"], boundary)
         if expand and has_loop(call):
             self._call_loop(name, display, call, scope, boundary=boundary, parent=parent, flags=flags)
             return

@@ -66,6 +66,10 @@ class ControlMixin(EngineBase):
         self._complete_workflow(None)
 
     def _complete_workflow(self, exit_node: Node | None) -> None:
+        if self.state.open_hooks > 0:
+            self.state.completing = True  # finishes when the last hook node does
+            return
+        self.state.hooks.clear()
         phase, message = self.state.main_phase, self.state.main_message
         if exit_node is not None and exit_node.phase not in FULFILLED_OK and phase == NodePhase.SUCCEEDED:
             phase, message = exit_node.phase, f"exit handler failed: {self._failure_message(exit_node)}"

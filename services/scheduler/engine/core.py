@@ -84,6 +84,15 @@ class EngineBase:
     def _next_attempt(self, retry: Node) -> None:
         raise NotImplementedError
 
+    def _fire_hooks(self) -> bool:
+        raise NotImplementedError
+
+    def _arm_hooks(self, owner_name: str, hooks: dict[str, Any], boundary: str) -> None:
+        raise NotImplementedError
+
+    def _hook_done(self, node: Node) -> None:
+        raise NotImplementedError
+
     # -- nodes ----------------------------------------------------------------
 
     def _new_node(
@@ -150,19 +159,27 @@ class EngineBase:
         self._finished.append(node.id)
 
     def _drain(self) -> Decisions:
+        while True:
+            self._process_finished()
+            if not self._fire_hooks() and not self._finished:
+                break
+        out, self._out = self._out, Decisions()
+        return out
+
+    def _process_finished(self) -> None:
         while self._finished:
             node = self.nodes.get(self._finished.popleft())
             if node is None:
                 continue
             parent = self.nodes.get(node.parent_id) if node.parent_id else None
-            if parent is None:
+            if parent is None and node.progress.get("hook"):
+                self._hook_done(node)
+            elif parent is None:
                 self._finish_workflow(node)
             elif parent.progress.get("exitNode") == node.id:
                 self._finished.append(parent.id)  # the parent's exit hook is done: now its parent may react
             elif not parent.done:
                 self._child_done(parent, node)
-        out, self._out = self._out, Decisions()
-        return out
 
     # -- pods -------------------------------------------------------------------
 
@@ -177,6 +194,9 @@ class EngineBase:
         self._start_pod(pod)
 
     def _start_pod(self, pod: Node) -> None:
+        pod.phase = NodePhase.RUNNING
+        pod.started_at = self.now()
+        self.nodes.put(pod)
         self.state.pods_running += 1
         for limited in self._limited_ancestors(pod):
             limited.progress["activePods"] = limited.progress.get("activePods", 0) + 1

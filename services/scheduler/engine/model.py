@@ -107,6 +107,11 @@ class WorkflowState:
     exit_node: str = ""
     # Armed timers: key -> unix time.
     timers: dict[str, float] = field(default_factory=dict)
+    # Lifecycle hooks waiting for their expression to become true.
+    hooks: list[dict[str, Any]] = field(default_factory=list)
+    # Hook nodes still running; the workflow completes only once they finish.
+    open_hooks: int = 0
+    completing: bool = False
 
     @property
     def done(self) -> bool:

@@ -17,6 +17,7 @@ from treadle.errors import FailedPrecondition, InvalidSpec, NotFound
 from treadle.services.scheduler.engine.calls import CallsMixin
 from treadle.services.scheduler.engine.control import WORKFLOW_DEADLINE, ControlMixin
 from treadle.services.scheduler.engine.dag import DagIndex, DagMixin
+from treadle.services.scheduler.engine.hooks import HooksMixin
 from treadle.services.scheduler.engine.model import (
     FINAL_PHASES,
     FULFILLED_OK,
@@ -35,7 +36,7 @@ from treadle.services.scheduler.engine.steps import StepsMixin
 from treadle.spec.template import UnresolvedReference, references, substitute, substitute_tree
 
 
-class WorkflowEngine(CallsMixin, StepsMixin, DagMixin, RetryMixin, ControlMixin):
+class WorkflowEngine(HooksMixin, CallsMixin, StepsMixin, DagMixin, RetryMixin, ControlMixin):
     def __init__(
         self,
         state: WorkflowState,
@@ -64,6 +65,7 @@ class WorkflowEngine(CallsMixin, StepsMixin, DagMixin, RetryMixin, ControlMixin)
         self.state.suspended = bool(self.spec.get("suspend"))
         if self.spec.get("activeDeadlineSeconds"):
             self._arm(WORKFLOW_DEADLINE, self.state.started_at + float(self.spec["activeDeadlineSeconds"]))
+        self._arm_hooks(self.state.name, self.spec.get("hooks") or {}, "")
         call = {
             "name": self.state.name,
             "template": self.spec["entrypoint"],
@@ -72,13 +74,6 @@ class WorkflowEngine(CallsMixin, StepsMixin, DagMixin, RetryMixin, ControlMixin)
         scope = Scope(self._global, {}, global_names=self._global_names)
         self._call(self.state.name, self.state.name, call, scope, boundary="", parent="")
         return self._drain()
-
-    def pod_started(self, node_id: str, attempt: int) -> None:
-        node = self.nodes.get(node_id)
-        if node is not None and node.attempt == attempt and node.phase == NodePhase.PENDING:
-            node.phase = NodePhase.RUNNING
-            node.started_at = self.now()
-            self.nodes.put(node)
 
     def complete_pod(
         self, node_id: str, attempt: int, phase: str, outputs: dict[str, Any], message: str = ""
@@ -104,7 +99,7 @@ class WorkflowEngine(CallsMixin, StepsMixin, DagMixin, RetryMixin, ControlMixin)
         if node is None or node.type != NodeType.POD or node.done or node.id in self.state.queued:
             return None
         node.attempt += 1
-        node.phase = NodePhase.PENDING
+        node.started_at = self.now()
         self.nodes.put(node)
         return Launch(node.id, node.attempt, self._deadline(self.templates[node.template_name], node))
 
