@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -28,6 +29,14 @@ SCHEMA = [
         record TEXT NOT NULL,
         PRIMARY KEY (workflow, node_id)
     ) WITHOUT ROWID""",
+    """CREATE TABLE scheduler_memo (
+        cache TEXT NOT NULL,
+        key TEXT NOT NULL,
+        outputs TEXT NOT NULL,
+        node_id TEXT NOT NULL,
+        saved_at REAL NOT NULL,
+        PRIMARY KEY (cache, key)
+    )""",
 ]
 
 
@@ -132,3 +141,24 @@ def _run(row: tuple[Any, ...]) -> StoredRun:
         state=WorkflowState.from_record(json.loads(row[5])),
         resource_version=row[6],
     )
+
+
+class SqliteMemoCache:
+    """memoize's cache, kept in the scheduler's own table (Argo keeps it in ConfigMaps)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def get(self, cache: str, key: str) -> tuple[dict[str, Any], float] | None:
+        row = self.conn.execute(
+            "SELECT outputs, saved_at FROM scheduler_memo WHERE cache = ? AND key = ?", (cache, key)
+        ).fetchone()
+        return (json.loads(row[0]), float(row[1])) if row else None
+
+    def put(self, cache: str, key: str, outputs: dict[str, Any], node_id: str) -> None:
+        self.conn.execute(
+            "INSERT INTO scheduler_memo(cache, key, outputs, node_id, saved_at) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT(cache, key) DO UPDATE SET outputs = excluded.outputs, node_id = excluded.node_id, "
+            "saved_at = excluded.saved_at",
+            (cache, key, _dump(outputs), node_id, time.time()),
+        )

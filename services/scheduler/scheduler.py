@@ -26,7 +26,7 @@ from treadle.services.scheduler.engine import (
     WorkflowEngine,
     WorkflowState,
 )
-from treadle.services.scheduler.repository import SchedulerRepository, StoredRun
+from treadle.services.scheduler.repository import SchedulerRepository, SqliteMemoCache, StoredRun
 from treadle.services.scheduler.runtimes.base import LaunchSpec, Runtime, StepExit
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,7 @@ class Scheduler:
         self.repo = repo
         self.runtime = runtime
         self.tokens = tokens
+        self.memo = SqliteMemoCache(repo.conn)
         self.addresses = ServiceAddresses()
         self._runs: dict[str, Run] = {}
         # Finished runs keep their Condition briefly so watchers see the final state.
@@ -208,7 +209,7 @@ class Scheduler:
     def _load(self, stored: StoredRun) -> Run:
         table = MemoryNodeTable(self.repo.load_nodes(stored.name))
         engine = WorkflowEngine(
-            stored.state, stored.spec, table, namespace=stored.namespace, created_at=stored.created_at
+            stored.state, stored.spec, table, namespace=stored.namespace, created_at=stored.created_at, memo=self.memo
         )
         run = Run(engine=engine, table=table, version=stored.resource_version)
         self._runs[stored.name] = run

@@ -82,4 +82,9 @@ def node_status(node: Node) -> wf.NodeStatus:
         json_format.ParseDict(node.inputs, msg.inputs, ignore_unknown_fields=True)
     if node.outputs:
         json_format.ParseDict(node.outputs, msg.outputs, ignore_unknown_fields=True)
+    memo = node.progress.get("memoize")
+    if memo:
+        msg.memoization_status.CopyFrom(
+            wf.MemoizationStatus(hit=bool(memo.get("hit")), key=memo.get("key", ""), cache_name=memo.get("cache", ""))
+        )
     return msg

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from treadle.services.scheduler.engine import Decisions, Launch, MemoryNodeTable, Node, WorkflowEngine, WorkflowState
+from treadle.services.scheduler.engine.nodes import MemoCache
 from treadle.spec.manifest import load_manifest
 from treadle.spec.validate import validate_workflow
 
@@ -26,12 +27,14 @@ def fail(code: int) -> Behaviour:
 
 
 class Run:
-    def __init__(self, manifest: str, parameters: dict[str, str] | None = None) -> None:
+    def __init__(self, manifest: str, parameters: dict[str, str] | None = None, memo: MemoCache | None = None) -> None:
         wf = validate_workflow(load_manifest(manifest), parameters=parameters)
         self.name = wf["metadata"].get("name") or "wf"
         self.table = MemoryNodeTable()
         self.clock = 1000.0
-        self.engine = WorkflowEngine(WorkflowState(self.name, "uid-1"), wf["spec"], self.table, now=lambda: self.clock)
+        self.engine = WorkflowEngine(
+            WorkflowState(self.name, "uid-1"), wf["spec"], self.table, now=lambda: self.clock, memo=memo
+        )
         self.launched: list[str] = []
         self.cancelled: list[str] = []
         self.deadlines: dict[str, float | None] = {}

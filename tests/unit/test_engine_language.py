@@ -641,3 +641,35 @@ def test_expression_hooks_fire_once_at_workflow_and_step_level() -> None:
     fired = sorted(n for n in run.launched if ".hooks." in n)
     assert fired == ["lang.hooks.finished", "lang[0].first.hooks.done", "lang[0].first.hooks.started"]
     assert not run.has("lang[0].first.hooks.never")
+
+
+# -- memoize ------------------------------------------------------------------------
+
+MEMO = """
+  - name: main
+    steps:
+    - - {name: costly, template: heavy, arguments: {parameters: [{name: n, value: "{{workflow.parameters.n}}"}]}}
+  - name: heavy
+    inputs: {parameters: [{name: n}]}
+    memoize: {key: "heavy-{{inputs.parameters.n}}", maxAge: 1h, cache: {configMap: {name: results}}}
+    container: {image: busybox, command: [echo, "{{inputs.parameters.n}}"]}
+"""
+
+
+def test_memoize_reuses_outputs_by_key_until_they_are_too_old() -> None:
+    from treadle.services.scheduler.engine.nodes import MemoryMemoCache
+
+    cache = MemoryMemoCache()
+    cache.now = lambda: 1000.0  # the drivers' clocks start at 1000
+    first = Run(wf(MEMO, extra="  arguments: {parameters: [{name: n, value: '7'}]}\n"), memo=cache).run()
+    assert first.launched == ["costly"]
+    second = Run(wf(MEMO, extra="  arguments: {parameters: [{name: n, value: '7'}]}\n"), memo=cache).run()
+    assert second.launched == [] and second.phase == NodePhase.SUCCEEDED
+    hit = second.node("costly")
+    assert hit.outputs["result"] == "7" and hit.progress["memoize"]["hit"] is True
+    other_key = Run(wf(MEMO, extra="  arguments: {parameters: [{name: n, value: '8'}]}\n"), memo=cache).run()
+    assert other_key.launched == ["costly"]
+    stale = Run(wf(MEMO, extra="  arguments: {parameters: [{name: n, value: '7'}]}\n"), memo=cache)
+    stale.clock += 7200
+    stale.run()
+    assert stale.launched == ["costly"]

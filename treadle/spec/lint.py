@@ -14,7 +14,6 @@ from treadle.spec.template import TAG, references, strings_with_paths
 RETRY_POLICIES = ("Always", "OnFailure", "OnError", "OnTransientError")
 # Declared in the proto for Argo compatibility, not run by treadle yet.
 NOT_YET = {
-    "memoize": "memoize",
     "synchronization": "synchronization",
     "daemon": "daemon steps",
     "sidecars": "sidecars",

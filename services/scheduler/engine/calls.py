@@ -9,6 +9,7 @@ from treadle.services.scheduler.engine.core import KIND_TO_TYPE, EngineBase
 from treadle.services.scheduler.engine.items import LoopError, item_label, item_names, parse_param_list, sequence
 from treadle.services.scheduler.engine.model import FULFILLED_OK, NodePhase, NodeType, node_id_for
 from treadle.services.scheduler.engine.resolve import Scope
+from treadle.spec.durations import parse_duration
 from treadle.spec.scope import template_kind
 from treadle.spec.template import UnresolvedReference, references, substitute
 
@@ -68,6 +69,16 @@ class CallsMixin(EngineBase):
         except (UnresolvedReference, BindError, TreadleError) as exc:
             self._error_node(name, display, template_name, boundary, parent, str(exc), flags)
             return
+        if tmpl.get("memoize"):
+            try:
+                memo = self._memo_entry(tmpl, inputs)
+            except TreadleError as exc:
+                self._error_node(name, display, template_name, boundary, parent, f"memoize: {exc}", flags)
+                return
+            flags = {**flags, "memoize": memo}
+            if memo.get("hit"):
+                self._memoized_node(name, display, template_name, boundary, parent, flags, memo.pop("outputs"))
+                return
         if tmpl.get("retryStrategy"):
             retry = self._new_node(
                 name, display, NodeType.RETRY, template_name, boundary=boundary, parent=parent,
@@ -78,6 +89,30 @@ class CallsMixin(EngineBase):
             self._next_attempt(retry)
             return
         self._execute_template(name, display, template_name, inputs, boundary=boundary, parent=parent, flags=flags)
+
+    def _memo_entry(self, tmpl: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
+        """The memoize cache and key of a call, with the saved outputs when the cache holds fresh ones."""
+        spec = tmpl["memoize"]
+        scope = Scope(self._global, inputs, global_names=self._global_names)
+        key = substitute(str(spec.get("key", "")), scope.lookup)
+        cache = ((spec.get("cache") or {}).get("configMap") or {}).get("name") or "default"
+        entry: dict[str, Any] = {"cache": cache, "key": key, "hit": False}
+        saved = self.memo.get(cache, key) if self.memo is not None else None
+        if saved is not None:
+            outputs, saved_at = saved
+            max_age = parse_duration(str(spec["maxAge"]), "memoize.maxAge") if spec.get("maxAge") else None
+            if max_age is None or self.now() - saved_at <= max_age:
+                entry.update(hit=True, outputs=outputs)
+        return entry
+
+    def _memoized_node(
+        self, name: str, display: str, template_name: str, boundary: str, parent: str, flags: dict[str, Any],
+        outputs: dict[str, Any],
+    ) -> None:  # fmt: skip
+        type_ = KIND_TO_TYPE[template_kind(self.templates[template_name])]
+        node = self._new_node(name, display, type_, template_name, boundary=boundary, parent=parent, progress=flags)
+        node.outputs = outputs
+        self._finish(node, NodePhase.SUCCEEDED, "outputs reused from the memoize cache")
 
     def _reuse(self, name: str, parent: str) -> bool:
         """After a workflow retry, a node that already succeeded is kept as it is instead of running again."""

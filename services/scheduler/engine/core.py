@@ -20,7 +20,7 @@ from treadle.services.scheduler.engine.model import (
     WorkflowState,
     node_id_for,
 )
-from treadle.services.scheduler.engine.nodes import NodeTable
+from treadle.services.scheduler.engine.nodes import MemoCache, NodeTable
 from treadle.services.scheduler.engine.resolve import Scope, iso, param_value
 from treadle.spec.durations import parse_duration
 from treadle.spec.scope import template_kind
@@ -50,7 +50,9 @@ class EngineBase:
         namespace: str = "default",
         created_at: float | None = None,
         now: Callable[[], float] = time.time,
+        memo: MemoCache | None = None,
     ) -> None:
+        self.memo = memo
         self.state = state
         self.spec = spec
         self.nodes = nodes
@@ -152,6 +154,9 @@ class EngineBase:
         self.state.timers.pop(node.id, None)
         if node.type in COMPOSITES and phase == NodePhase.SUCCEEDED:
             self._collect_outputs(node)
+        memo = node.progress.get("memoize")
+        if memo and node.phase == NodePhase.SUCCEEDED and not memo.get("hit") and self.memo is not None:
+            self.memo.put(memo["cache"], memo["key"], node.outputs, node.id)
         self._publish_globals(node)
         self.nodes.put(node)
         if self._run_exit_hook(node):

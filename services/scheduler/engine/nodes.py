@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
-from typing import Protocol
+from typing import Any, Protocol
 
 from treadle.services.scheduler.engine.model import Node
 
@@ -56,3 +57,24 @@ class MemoryNodeTable:
 
     def __len__(self) -> int:
         return len(self._nodes)
+
+
+class MemoCache(Protocol):
+    """Outputs saved by `memoize`, by cache name and key. The scheduler keeps them in its state store."""
+
+    def get(self, cache: str, key: str) -> tuple[dict[str, Any], float] | None:
+        """The saved outputs and when they were saved, or None."""
+
+    def put(self, cache: str, key: str, outputs: dict[str, Any], node_id: str) -> None: ...
+
+
+class MemoryMemoCache:
+    def __init__(self) -> None:
+        self.entries: dict[tuple[str, str], tuple[dict[str, Any], float]] = {}
+        self.now = time.time
+
+    def get(self, cache: str, key: str) -> tuple[dict[str, Any], float] | None:
+        return self.entries.get((cache, key))
+
+    def put(self, cache: str, key: str, outputs: dict[str, Any], node_id: str) -> None:
+        self.entries[(cache, key)] = (outputs, self.now())

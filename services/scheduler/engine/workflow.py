@@ -29,7 +29,7 @@ from treadle.services.scheduler.engine.model import (
     Timer,
     WorkflowState,
 )
-from treadle.services.scheduler.engine.nodes import NodeTable
+from treadle.services.scheduler.engine.nodes import MemoCache, NodeTable
 from treadle.services.scheduler.engine.resolve import Scope
 from treadle.services.scheduler.engine.retry import RetryMixin
 from treadle.services.scheduler.engine.steps import StepsMixin
@@ -46,8 +46,9 @@ class WorkflowEngine(HooksMixin, CallsMixin, StepsMixin, DagMixin, RetryMixin, C
         namespace: str = "default",
         created_at: float | None = None,
         now: Callable[[], float] | None = None,
+        memo: MemoCache | None = None,
     ) -> None:
-        kwargs: dict[str, Any] = {"namespace": namespace, "created_at": created_at}
+        kwargs: dict[str, Any] = {"namespace": namespace, "created_at": created_at, "memo": memo}
         if now is not None:
             kwargs["now"] = now
         super().__init__(state, spec, nodes, **kwargs)

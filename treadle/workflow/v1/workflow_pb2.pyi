@@ -327,6 +327,8 @@ class WorkflowSpec(_message.Message):
     SUSPEND_FIELD_NUMBER: _builtins.int
     SYNCHRONIZATION_FIELD_NUMBER: _builtins.int
     SHUTDOWN_FIELD_NUMBER: _builtins.int
+    ARTIFACT_REPOSITORY_REF_FIELD_NUMBER: _builtins.int
+    ARTIFACT_GC_FIELD_NUMBER: _builtins.int
     entrypoint: _builtins.str
     """Name of the template that starts the workflow."""
     service_account_name: _builtins.str
@@ -365,6 +367,16 @@ class WorkflowSpec(_message.Message):
     def synchronization(self) -> Global___Synchronization:
         """Locks the whole workflow holds while it runs."""
 
+    @_builtins.property
+    def artifact_repository_ref(self) -> Global___ArtifactRepositoryRef:
+        """---- artifacts (issue 4: sources, repositories, GC, large values)
+        The configured artifact repository this workflow's artifacts go to.
+        """
+
+    @_builtins.property
+    def artifact_gc(self) -> Global___ArtifactGC:
+        """When output artifacts are deleted, unless an artifact sets its own strategy."""
+
     def __init__(
         self,
         *,
@@ -381,10 +393,12 @@ class WorkflowSpec(_message.Message):
         suspend: _builtins.bool | None = ...,
         synchronization: Global___Synchronization | None = ...,
         shutdown: _builtins.str = ...,
+        artifact_repository_ref: Global___ArtifactRepositoryRef | None = ...,
+        artifact_gc: Global___ArtifactGC | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_active_deadline_seconds", b"_active_deadline_seconds", "_suspend", b"_suspend", "active_deadline_seconds", b"active_deadline_seconds", "arguments", b"arguments", "suspend", b"suspend", "synchronization", b"synchronization", "template_defaults", b"template_defaults", "workflow_template_ref", b"workflow_template_ref"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_active_deadline_seconds", b"_active_deadline_seconds", "_suspend", b"_suspend", "active_deadline_seconds", b"active_deadline_seconds", "arguments", b"arguments", "artifact_gc", b"artifact_gc", "artifact_repository_ref", b"artifact_repository_ref", "suspend", b"suspend", "synchronization", b"synchronization", "template_defaults", b"template_defaults", "workflow_template_ref", b"workflow_template_ref"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_active_deadline_seconds", b"_active_deadline_seconds", "_suspend", b"_suspend", "active_deadline_seconds", b"active_deadline_seconds", "arguments", b"arguments", "entrypoint", b"entrypoint", "hooks", b"hooks", "on_exit", b"on_exit", "parallelism", b"parallelism", "service_account_name", b"service_account_name", "shutdown", b"shutdown", "suspend", b"suspend", "synchronization", b"synchronization", "template_defaults", b"template_defaults", "templates", b"templates", "workflow_template_ref", b"workflow_template_ref"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_active_deadline_seconds", b"_active_deadline_seconds", "_suspend", b"_suspend", "active_deadline_seconds", b"active_deadline_seconds", "arguments", b"arguments", "artifact_gc", b"artifact_gc", "artifact_repository_ref", b"artifact_repository_ref", "entrypoint", b"entrypoint", "hooks", b"hooks", "on_exit", b"on_exit", "parallelism", b"parallelism", "service_account_name", b"service_account_name", "shutdown", b"shutdown", "suspend", b"suspend", "synchronization", b"synchronization", "template_defaults", b"template_defaults", "templates", b"templates", "workflow_template_ref", b"workflow_template_ref"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__active_deadline_seconds: _TypeAlias = _typing.Literal["active_deadline_seconds"]  # noqa: Y015
     _WhichOneofArgType__active_deadline_seconds: _TypeAlias = _typing.Literal["_active_deadline_seconds", b"_active_deadline_seconds"]  # noqa: Y015
@@ -1464,6 +1478,7 @@ class Outputs(_message.Message):
     ARTIFACTS_FIELD_NUMBER: _builtins.int
     RESULT_FIELD_NUMBER: _builtins.int
     EXIT_CODE_FIELD_NUMBER: _builtins.int
+    RESULT_REF_FIELD_NUMBER: _builtins.int
     result: _builtins.str
     """The step's stdout with one trailing newline removed (status only)."""
     exit_code: _builtins.str
@@ -1476,6 +1491,13 @@ class Outputs(_message.Message):
     def artifacts(self) -> _containers.RepeatedCompositeFieldContainer[Global___Artifact]:
         """Output artifacts."""
 
+    @_builtins.property
+    def result_ref(self) -> Global___StoredArtifact:
+        """---- artifacts (issue 4: sources, repositories, GC, large values)
+        Status only: a result larger than the server's inline limit, kept in the
+        artifact repository as a blob (result is then unset). Resolved before use.
+        """
+
     def __init__(
         self,
         *,
@@ -1483,10 +1505,11 @@ class Outputs(_message.Message):
         artifacts: _abc.Iterable[Global___Artifact] | None = ...,
         result: _builtins.str | None = ...,
         exit_code: _builtins.str | None = ...,
+        result_ref: Global___StoredArtifact | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code", "_result", b"_result", "exit_code", b"exit_code", "result", b"result"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code", "_result", b"_result", "exit_code", b"exit_code", "result", b"result", "result_ref", b"result_ref"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code", "_result", b"_result", "artifacts", b"artifacts", "exit_code", b"exit_code", "parameters", b"parameters", "result", b"result"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code", "_result", b"_result", "artifacts", b"artifacts", "exit_code", b"exit_code", "parameters", b"parameters", "result", b"result", "result_ref", b"result_ref"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__exit_code: _TypeAlias = _typing.Literal["exit_code"]  # noqa: Y015
     _WhichOneofArgType__exit_code: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code"]  # noqa: Y015
@@ -1512,6 +1535,7 @@ class Parameter(_message.Message):
     GLOBAL_NAME_FIELD_NUMBER: _builtins.int
     DESCRIPTION_FIELD_NUMBER: _builtins.int
     ENUM_FIELD_NUMBER: _builtins.int
+    VALUE_REF_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Name, unique among its siblings."""
     value: _builtins.str
@@ -1530,6 +1554,13 @@ class Parameter(_message.Message):
     def enum(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """The values the parameter may take."""
 
+    @_builtins.property
+    def value_ref(self) -> Global___StoredArtifact:
+        """---- artifacts (issue 4: sources, repositories, GC, large values)
+        Status only: an output value larger than the server's inline limit, kept in
+        the artifact repository as a blob (value is then unset). Resolved before use.
+        """
+
     def __init__(
         self,
         *,
@@ -1540,10 +1571,11 @@ class Parameter(_message.Message):
         global_name: _builtins.str = ...,
         description: _builtins.str = ...,
         enum: _abc.Iterable[_builtins.str] | None = ...,
+        value_ref: Global___StoredArtifact | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_default", b"_default", "_value", b"_value", "default", b"default", "value", b"value", "value_from", b"value_from"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_default", b"_default", "_value", b"_value", "default", b"default", "value", b"value", "value_from", b"value_from", "value_ref", b"value_ref"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_default", b"_default", "_value", b"_value", "default", b"default", "description", b"description", "enum", b"enum", "global_name", b"global_name", "name", b"name", "value", b"value", "value_from", b"value_from"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_default", b"_default", "_value", b"_value", "default", b"default", "description", b"description", "enum", b"enum", "global_name", b"global_name", "name", b"name", "value", b"value", "value_from", b"value_from", "value_ref", b"value_ref"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__default: _TypeAlias = _typing.Literal["default"]  # noqa: Y015
     _WhichOneofArgType__default: _TypeAlias = _typing.Literal["_default", b"_default"]  # noqa: Y015
@@ -1632,6 +1664,12 @@ class Artifact(_message.Message):
     GLOBAL_NAME_FIELD_NUMBER: _builtins.int
     MODE_FIELD_NUMBER: _builtins.int
     STORED_FIELD_NUMBER: _builtins.int
+    S3_FIELD_NUMBER: _builtins.int
+    HTTP_FIELD_NUMBER: _builtins.int
+    GIT_FIELD_NUMBER: _builtins.int
+    SUB_PATH_FIELD_NUMBER: _builtins.int
+    RECURSE_MODE_FIELD_NUMBER: _builtins.int
+    ARTIFACT_GC_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Name, unique among its siblings."""
     path: _builtins.str
@@ -1642,6 +1680,12 @@ class Artifact(_message.Message):
     """Also publish as {{workflow.outputs.artifacts.GLOBAL_NAME}}."""
     mode: _builtins.int
     """File mode applied to an input artifact, for example 0755 (decimal 493)."""
+    sub_path: _builtins.str
+    """A path inside the source: appended to an s3 key, a path in a git checkout,
+    or a path inside a from artifact's archive.
+    """
+    recurse_mode: _builtins.bool
+    """Apply mode to everything below path too, not only to path itself."""
     @_builtins.property
     def raw(self) -> Global___RawArtifact:
         """Inline content."""
@@ -1654,6 +1698,24 @@ class Artifact(_message.Message):
     def stored(self) -> Global___StoredArtifact:
         """Location in treadle's artifact repository (status only)."""
 
+    @_builtins.property
+    def s3(self) -> Global___S3Artifact:
+        """---- artifacts (issue 4: sources, repositories, GC, large values)
+        An S3 object: an input's source, or (key only) an output's exact key in the repository.
+        """
+
+    @_builtins.property
+    def http(self) -> Global___HTTPArtifact:
+        """A file fetched over HTTP(S) (inputs only)."""
+
+    @_builtins.property
+    def git(self) -> Global___GitArtifact:
+        """A git repository, checked out (inputs only)."""
+
+    @_builtins.property
+    def artifact_gc(self) -> Global___ArtifactGC:
+        """When this output artifact is deleted; overrides the workflow's artifactGC."""
+
     def __init__(
         self,
         *,
@@ -1665,10 +1727,16 @@ class Artifact(_message.Message):
         global_name: _builtins.str = ...,
         mode: _builtins.int | None = ...,
         stored: Global___StoredArtifact | None = ...,
+        s3: Global___S3Artifact | None = ...,
+        http: Global___HTTPArtifact | None = ...,
+        git: Global___GitArtifact | None = ...,
+        sub_path: _builtins.str = ...,
+        recurse_mode: _builtins.bool = ...,
+        artifact_gc: Global___ArtifactGC | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_mode", b"_mode", "archive", b"archive", "mode", b"mode", "raw", b"raw", "stored", b"stored"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_mode", b"_mode", "archive", b"archive", "artifact_gc", b"artifact_gc", "git", b"git", "http", b"http", "mode", b"mode", "raw", b"raw", "s3", b"s3", "stored", b"stored"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_mode", b"_mode", "archive", b"archive", "from", b"from", "global_name", b"global_name", "mode", b"mode", "name", b"name", "optional", b"optional", "path", b"path", "raw", b"raw", "stored", b"stored"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_mode", b"_mode", "archive", b"archive", "artifact_gc", b"artifact_gc", "from", b"from", "git", b"git", "global_name", b"global_name", "http", b"http", "mode", b"mode", "name", b"name", "optional", b"optional", "path", b"path", "raw", b"raw", "recurse_mode", b"recurse_mode", "s3", b"s3", "stored", b"stored", "sub_path", b"sub_path"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__mode: _TypeAlias = _typing.Literal["mode"]  # noqa: Y015
     _WhichOneofArgType__mode: _TypeAlias = _typing.Literal["_mode", b"_mode"]  # noqa: Y015
@@ -1706,6 +1774,7 @@ class ArchiveStrategy(_message.Message):
 
     NONE_FIELD_NUMBER: _builtins.int
     TAR_FIELD_NUMBER: _builtins.int
+    ZIP_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def none(self) -> Global___NoneStrategy:
         """Store a single file as-is."""
@@ -1714,15 +1783,22 @@ class ArchiveStrategy(_message.Message):
     def tar(self) -> Global___TarStrategy:
         """Store as a gzip-compressed tarball (the default)."""
 
+    @_builtins.property
+    def zip(self) -> Global___ZipStrategy:
+        """---- artifacts (issue 4: sources, repositories, GC, large values)
+        Unzip a zip file (inputs only).
+        """
+
     def __init__(
         self,
         *,
         none: Global___NoneStrategy | None = ...,
         tar: Global___TarStrategy | None = ...,
+        zip: Global___ZipStrategy | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["none", b"none", "tar", b"tar"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["none", b"none", "tar", b"tar", "zip", b"zip"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["none", b"none", "tar", b"tar"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["none", b"none", "tar", b"tar", "zip", b"zip"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1779,6 +1855,7 @@ class StoredArtifact(_message.Message):
     SIZE_BYTES_FIELD_NUMBER: _builtins.int
     SHA256_FIELD_NUMBER: _builtins.int
     ARCHIVE_FIELD_NUMBER: _builtins.int
+    REPOSITORY_FIELD_NUMBER: _builtins.int
     key: _builtins.str
     """Repository-relative key."""
     size_bytes: _builtins.int
@@ -1787,6 +1864,10 @@ class StoredArtifact(_message.Message):
     """Hex SHA-256 of the stored object."""
     archive: _builtins.str
     """How the object is packed: "tgz", "none"."""
+    repository: _builtins.str
+    """---- artifacts (issue 4: sources, repositories, GC, large values)
+    Named repository the object is in (artifactRepositoryRef); empty for the default.
+    """
     def __init__(
         self,
         *,
@@ -1794,10 +1875,11 @@ class StoredArtifact(_message.Message):
         size_bytes: _builtins.int = ...,
         sha256: _builtins.str = ...,
         archive: _builtins.str = ...,
+        repository: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["archive", b"archive", "key", b"key", "sha256", b"sha256", "size_bytes", b"size_bytes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["archive", b"archive", "key", b"key", "repository", b"repository", "sha256", b"sha256", "size_bytes", b"size_bytes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1899,6 +1981,7 @@ class NodeStatus(_message.Message):
     OUTPUTS_FIELD_NUMBER: _builtins.int
     ATTEMPT_FIELD_NUMBER: _builtins.int
     POD_NAME_FIELD_NUMBER: _builtins.int
+    MEMOIZATION_STATUS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Stable id, unique in the workflow."""
     name: _builtins.str
@@ -1939,6 +2022,10 @@ class NodeStatus(_message.Message):
     def outputs(self) -> Global___Outputs:
         """Recorded outputs."""
 
+    @_builtins.property
+    def memoization_status(self) -> Global___MemoizationStatus:
+        """Whether the node's outputs came from the memoize cache."""
+
     def __init__(
         self,
         *,
@@ -1957,11 +2044,397 @@ class NodeStatus(_message.Message):
         outputs: Global___Outputs | None = ...,
         attempt: _builtins.int = ...,
         pod_name: _builtins.str = ...,
+        memoization_status: Global___MemoizationStatus | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["finished_at", b"finished_at", "inputs", b"inputs", "outputs", b"outputs", "started_at", b"started_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["finished_at", b"finished_at", "inputs", b"inputs", "memoization_status", b"memoization_status", "outputs", b"outputs", "started_at", b"started_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "boundary_id", b"boundary_id", "children", b"children", "display_name", b"display_name", "finished_at", b"finished_at", "id", b"id", "inputs", b"inputs", "message", b"message", "name", b"name", "outputs", b"outputs", "phase", b"phase", "pod_name", b"pod_name", "started_at", b"started_at", "template_name", b"template_name", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "boundary_id", b"boundary_id", "children", b"children", "display_name", b"display_name", "finished_at", b"finished_at", "id", b"id", "inputs", b"inputs", "memoization_status", b"memoization_status", "message", b"message", "name", b"name", "outputs", b"outputs", "phase", b"phase", "pod_name", b"pod_name", "started_at", b"started_at", "template_name", b"template_name", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___NodeStatus: _TypeAlias = NodeStatus  # noqa: Y015
+
+@_typing.final
+class MemoizationStatus(_message.Message):
+    """How a memoized node used its cache."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HIT_FIELD_NUMBER: _builtins.int
+    KEY_FIELD_NUMBER: _builtins.int
+    CACHE_NAME_FIELD_NUMBER: _builtins.int
+    hit: _builtins.bool
+    """True when the outputs were taken from the cache instead of running."""
+    key: _builtins.str
+    """The substituted cache key."""
+    cache_name: _builtins.str
+    """The cache's name."""
+    def __init__(
+        self,
+        *,
+        hit: _builtins.bool = ...,
+        key: _builtins.str = ...,
+        cache_name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cache_name", b"cache_name", "hit", b"hit", "key", b"key"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MemoizationStatus: _TypeAlias = MemoizationStatus  # noqa: Y015
+
+@_typing.final
+class ZipStrategy(_message.Message):
+    """---------------------------------------------------------------- artifacts (issue 4)
+    Artifact sources, repository references and artifact GC, in Argo's shapes.
+
+    Unzip an input artifact.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ZipStrategy: _TypeAlias = ZipStrategy  # noqa: Y015
+
+@_typing.final
+class ArtifactRepositoryRef(_message.Message):
+    """Names a configured artifact repository (in Argo, a key of a ConfigMap of repositories)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONFIG_MAP_FIELD_NUMBER: _builtins.int
+    KEY_FIELD_NUMBER: _builtins.int
+    config_map: _builtins.str
+    """Accepted for compatibility; treadle's named repositories come from the server's repositories file."""
+    key: _builtins.str
+    """Name of the repository; empty selects the server's default."""
+    def __init__(
+        self,
+        *,
+        config_map: _builtins.str = ...,
+        key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["config_map", b"config_map", "key", b"key"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ArtifactRepositoryRef: _TypeAlias = ArtifactRepositoryRef  # noqa: Y015
+
+@_typing.final
+class ArtifactGC(_message.Message):
+    """When artifacts are deleted."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STRATEGY_FIELD_NUMBER: _builtins.int
+    SERVICE_ACCOUNT_NAME_FIELD_NUMBER: _builtins.int
+    strategy: _builtins.str
+    """"OnWorkflowCompletion", "OnWorkflowDeletion", or "Never" (also the meaning of empty)."""
+    service_account_name: _builtins.str
+    """Accepted for compatibility; the artifact service deletes the objects itself."""
+    def __init__(
+        self,
+        *,
+        strategy: _builtins.str = ...,
+        service_account_name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["service_account_name", b"service_account_name", "strategy", b"strategy"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ArtifactGC: _TypeAlias = ArtifactGC  # noqa: Y015
+
+@_typing.final
+class SecretKeySelector(_message.Message):
+    """One key of a secret. The artifact service reads it from the file
+    <secretsDir>/<name>/<key>, the way Kubernetes mounts a secret.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    KEY_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """Secret name."""
+    key: _builtins.str
+    """Key inside the secret."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SecretKeySelector: _TypeAlias = SecretKeySelector  # noqa: Y015
+
+@_typing.final
+class S3Artifact(_message.Message):
+    """An S3 object. Only key is needed for an object of the workflow's own repository."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENDPOINT_FIELD_NUMBER: _builtins.int
+    BUCKET_FIELD_NUMBER: _builtins.int
+    REGION_FIELD_NUMBER: _builtins.int
+    INSECURE_FIELD_NUMBER: _builtins.int
+    ACCESS_KEY_SECRET_FIELD_NUMBER: _builtins.int
+    SECRET_KEY_SECRET_FIELD_NUMBER: _builtins.int
+    KEY_FIELD_NUMBER: _builtins.int
+    endpoint: _builtins.str
+    """host:port of another S3 endpoint; empty for the repository's."""
+    bucket: _builtins.str
+    """Bucket; empty for the repository's."""
+    region: _builtins.str
+    """Region of the bucket."""
+    insecure: _builtins.bool
+    """Plain HTTP instead of TLS to the endpoint."""
+    key: _builtins.str
+    """Object key. An input key that names no object but a "directory" fetches
+    every object under it, as a directory.
+    """
+    @_builtins.property
+    def access_key_secret(self) -> Global___SecretKeySelector:
+        """Access key for another endpoint or bucket."""
+
+    @_builtins.property
+    def secret_key_secret(self) -> Global___SecretKeySelector:
+        """Secret key for another endpoint or bucket."""
+
+    def __init__(
+        self,
+        *,
+        endpoint: _builtins.str = ...,
+        bucket: _builtins.str = ...,
+        region: _builtins.str = ...,
+        insecure: _builtins.bool | None = ...,
+        access_key_secret: Global___SecretKeySelector | None = ...,
+        secret_key_secret: Global___SecretKeySelector | None = ...,
+        key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_insecure", b"_insecure", "access_key_secret", b"access_key_secret", "insecure", b"insecure", "secret_key_secret", b"secret_key_secret"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_insecure", b"_insecure", "access_key_secret", b"access_key_secret", "bucket", b"bucket", "endpoint", b"endpoint", "insecure", b"insecure", "key", b"key", "region", b"region", "secret_key_secret", b"secret_key_secret"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__insecure: _TypeAlias = _typing.Literal["insecure"]  # noqa: Y015
+    _WhichOneofArgType__insecure: _TypeAlias = _typing.Literal["_insecure", b"_insecure"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__insecure) -> _WhichOneofReturnType__insecure | None: ...
+
+Global___S3Artifact: _TypeAlias = S3Artifact  # noqa: Y015
+
+@_typing.final
+class HTTPArtifact(_message.Message):
+    """A file fetched over HTTP(S)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    URL_FIELD_NUMBER: _builtins.int
+    HEADERS_FIELD_NUMBER: _builtins.int
+    AUTH_FIELD_NUMBER: _builtins.int
+    url: _builtins.str
+    """http:// or https:// URL."""
+    @_builtins.property
+    def headers(self) -> _containers.RepeatedCompositeFieldContainer[Global___Header]:
+        """Extra request headers."""
+
+    @_builtins.property
+    def auth(self) -> Global___HTTPAuth:
+        """Credentials, read from secrets by the artifact service."""
+
+    def __init__(
+        self,
+        *,
+        url: _builtins.str = ...,
+        headers: _abc.Iterable[Global___Header] | None = ...,
+        auth: Global___HTTPAuth | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["auth", b"auth"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["auth", b"auth", "headers", b"headers", "url", b"url"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HTTPArtifact: _TypeAlias = HTTPArtifact  # noqa: Y015
+
+@_typing.final
+class Header(_message.Message):
+    """One HTTP request header."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    VALUE_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """Header name."""
+    value: _builtins.str
+    """Header value."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        value: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "value", b"value"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Header: _TypeAlias = Header  # noqa: Y015
+
+@_typing.final
+class HTTPAuth(_message.Message):
+    """HTTP credentials."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BASIC_AUTH_FIELD_NUMBER: _builtins.int
+    BEARER_TOKEN_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def basic_auth(self) -> Global___BasicAuth:
+        """HTTP basic auth."""
+
+    @_builtins.property
+    def bearer_token(self) -> Global___BearerTokenAuth:
+        """A bearer token (treadle's addition to Argo's forms)."""
+
+    def __init__(
+        self,
+        *,
+        basic_auth: Global___BasicAuth | None = ...,
+        bearer_token: Global___BearerTokenAuth | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["basic_auth", b"basic_auth", "bearer_token", b"bearer_token"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["basic_auth", b"basic_auth", "bearer_token", b"bearer_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HTTPAuth: _TypeAlias = HTTPAuth  # noqa: Y015
+
+@_typing.final
+class BasicAuth(_message.Message):
+    """HTTP basic auth from secrets."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USERNAME_SECRET_FIELD_NUMBER: _builtins.int
+    PASSWORD_SECRET_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def username_secret(self) -> Global___SecretKeySelector:
+        """The user name."""
+
+    @_builtins.property
+    def password_secret(self) -> Global___SecretKeySelector:
+        """The password."""
+
+    def __init__(
+        self,
+        *,
+        username_secret: Global___SecretKeySelector | None = ...,
+        password_secret: Global___SecretKeySelector | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["password_secret", b"password_secret", "username_secret", b"username_secret"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["password_secret", b"password_secret", "username_secret", b"username_secret"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BasicAuth: _TypeAlias = BasicAuth  # noqa: Y015
+
+@_typing.final
+class BearerTokenAuth(_message.Message):
+    """An `Authorization: Bearer` token from a secret."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOKEN_SECRET_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def token_secret(self) -> Global___SecretKeySelector:
+        """The token."""
+
+    def __init__(
+        self,
+        *,
+        token_secret: Global___SecretKeySelector | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["token_secret", b"token_secret"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["token_secret", b"token_secret"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BearerTokenAuth: _TypeAlias = BearerTokenAuth  # noqa: Y015
+
+@_typing.final
+class GitArtifact(_message.Message):
+    """A git repository, checked out with the git command."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REPO_FIELD_NUMBER: _builtins.int
+    REVISION_FIELD_NUMBER: _builtins.int
+    DEPTH_FIELD_NUMBER: _builtins.int
+    USERNAME_SECRET_FIELD_NUMBER: _builtins.int
+    PASSWORD_SECRET_FIELD_NUMBER: _builtins.int
+    SINGLE_BRANCH_FIELD_NUMBER: _builtins.int
+    BRANCH_FIELD_NUMBER: _builtins.int
+    DISABLE_SUBMODULES_FIELD_NUMBER: _builtins.int
+    repo: _builtins.str
+    """Repository URL: https://, http://, git://, or file:// for a local repository."""
+    revision: _builtins.str
+    """Commit, tag or branch to check out; empty for the remote's default branch."""
+    depth: _builtins.int
+    """Clone only this many commits of history; unset or zero for all of it."""
+    single_branch: _builtins.bool
+    """Clone only one branch (branch, or the remote's default)."""
+    branch: _builtins.str
+    """The branch single_branch clones."""
+    disable_submodules: _builtins.bool
+    """Do not check out submodules."""
+    @_builtins.property
+    def username_secret(self) -> Global___SecretKeySelector:
+        """User name for HTTP(S) remotes."""
+
+    @_builtins.property
+    def password_secret(self) -> Global___SecretKeySelector:
+        """Password or token for HTTP(S) remotes."""
+
+    def __init__(
+        self,
+        *,
+        repo: _builtins.str = ...,
+        revision: _builtins.str = ...,
+        depth: _builtins.int | None = ...,
+        username_secret: Global___SecretKeySelector | None = ...,
+        password_secret: Global___SecretKeySelector | None = ...,
+        single_branch: _builtins.bool = ...,
+        branch: _builtins.str = ...,
+        disable_submodules: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_depth", b"_depth", "depth", b"depth", "password_secret", b"password_secret", "username_secret", b"username_secret"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_depth", b"_depth", "branch", b"branch", "depth", b"depth", "disable_submodules", b"disable_submodules", "password_secret", b"password_secret", "repo", b"repo", "revision", b"revision", "single_branch", b"single_branch", "username_secret", b"username_secret"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__depth: _TypeAlias = _typing.Literal["depth"]  # noqa: Y015
+    _WhichOneofArgType__depth: _TypeAlias = _typing.Literal["_depth", b"_depth"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__depth) -> _WhichOneofReturnType__depth | None: ...
+
+Global___GitArtifact: _TypeAlias = GitArtifact  # noqa: Y015
