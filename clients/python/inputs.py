@@ -1,0 +1,106 @@
+"""What the CLI reads from its user: manifest files and `-p NAME=VALUE` pairs.
+
+Problems become CommandError with one line that names the file, and the
+exit code the CLI documents.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from treadle.errors import InvalidSpec
+
+EXIT_OK = 0
+EXIT_WORKFLOW_FAILED = 1  # the workflow ran and ended Failed or Error
+EXIT_BAD_INPUT = 2  # usage errors, unreadable or invalid manifests, bad -p
+EXIT_UNAVAILABLE = 3  # the server could not be reached
+EXIT_NOT_FOUND = 4  # no such workflow
+EXIT_SERVER_ERROR = 5  # any other error reported by the server
+EXIT_INTERRUPTED = 130
+
+
+def print_error(message: str) -> None:
+    """Report a problem as exactly one line on stderr: `treadle: <message>`."""
+    import re
+    import sys
+
+    one_line = re.sub(r"\s*\n\s*", " ", str(message).strip())
+    print(f"treadle: {one_line}", file=sys.stderr, flush=True)
+
+
+class CommandError(Exception):
+    """A problem to report as one line on stderr, ending the command with exit_code."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_BAD_INPUT) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@dataclass(frozen=True)
+class ManifestFile:
+    """A manifest as read from disk: the path as the user wrote it, and its text."""
+
+    path: str
+    text: str
+
+    def invalid(self, exc: InvalidSpec) -> CommandError:
+        """An InvalidSpec about this manifest, as one line that starts with the file name."""
+        return CommandError(f"{self.path}: {exc}", EXIT_BAD_INPUT)
+
+    def parse(self) -> dict[str, Any]:
+        """The single Workflow document in the file (YAML or JSON)."""
+        from treadle.spec.manifest import load_manifest
+
+        try:
+            return load_manifest(self.text, source="")
+        except InvalidSpec as exc:
+            raise self.invalid(exc) from None
+
+    def validate(
+        self, *, parameters: dict[str, str] | None = None, entrypoint: str = "", generate_name: str = ""
+    ) -> dict[str, Any]:
+        """Everything lint can know offline; returns the normalised workflow dict."""
+        doc = self.parse()
+        from treadle.spec.validate import validate_workflow
+
+        try:
+            return validate_workflow(doc, parameters=parameters, entrypoint=entrypoint, generate_name=generate_name)
+        except InvalidSpec as exc:
+            raise self.invalid(exc) from None
+
+
+def read_manifest(path: str) -> ManifestFile:
+    """Read a manifest file ("-" for stdin) as UTF-8 text."""
+    if path == "-":
+        import sys
+
+        return ManifestFile("<stdin>", sys.stdin.read())
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return ManifestFile(path, handle.read())
+    except FileNotFoundError:
+        raise CommandError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise CommandError(f"{path}: is a directory, not a manifest file") from None
+    except PermissionError:
+        raise CommandError(f"{path}: permission denied") from None
+    except UnicodeDecodeError as exc:
+        raise CommandError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise CommandError(f"{path}: cannot read: {exc.strerror or exc}") from None
+
+
+def parameter_argument(text: str) -> tuple[str, str]:
+    """argparse type for `-p NAME=VALUE`; the value may be empty and may hold '='."""
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError(f"invalid parameter {text!r}: expected NAME=VALUE")
+    return name.strip(), value
+
+
+def parameters_dict(pairs: Iterable[tuple[str, str]] | None) -> dict[str, str]:
+    """The -p pairs by name; a later pair overrides an earlier one, as with argo."""
+    return dict(pairs or ())
