@@ -26,6 +26,7 @@ from treadle.services.scheduler.engine import (
     WorkflowEngine,
     WorkflowState,
 )
+from treadle.services.scheduler.locks import SqliteLocks
 from treadle.services.scheduler.repository import SchedulerRepository, SqliteMemoCache, StoredRun
 from treadle.services.scheduler.runtimes.base import LaunchSpec, Runtime, StepExit
 
@@ -58,6 +59,7 @@ class Scheduler:
         self.runtime = runtime
         self.tokens = tokens
         self.memo = SqliteMemoCache(repo.conn)
+        self.locks = SqliteLocks(repo.conn)
         self.addresses = ServiceAddresses()
         self._runs: dict[str, Run] = {}
         # Finished runs keep their Condition briefly so watchers see the final state.
@@ -202,6 +204,8 @@ class Scheduler:
         elif self.repo.load(name) is None:
             raise NotFound("workflow", name)
         self.repo.delete(name)
+        self.locks.release_workflow(name)
+        self.wake_lock_waiters()
         await self.runtime.cleanup(name)
 
     # -- internals ------------------------------------------------------------
@@ -209,7 +213,13 @@ class Scheduler:
     def _load(self, stored: StoredRun) -> Run:
         table = MemoryNodeTable(self.repo.load_nodes(stored.name))
         engine = WorkflowEngine(
-            stored.state, stored.spec, table, namespace=stored.namespace, created_at=stored.created_at, memo=self.memo
+            stored.state,
+            stored.spec,
+            table,
+            namespace=stored.namespace,
+            created_at=stored.created_at,
+            memo=self.memo,
+            locks=self.locks,
         )
         run = Run(engine=engine, table=table, version=stored.resource_version)
         self._runs[stored.name] = run
@@ -230,6 +240,8 @@ class Scheduler:
         for timer in decisions.timers:
             delay = max(0.0, timer.at - time.time())
             loop.call_later(delay, self._fire_timer, name, timer.key)
+        if decisions.locks_released:
+            asyncio.get_running_loop().call_soon(self.wake_lock_waiters)
         if run.engine.state.done and self._runs.get(name) is run:
             del self._runs[name]
             self._closing[name] = run
@@ -251,6 +263,22 @@ class Scheduler:
             template=run.engine.step_context(node.id),
             deadline_seconds=launch.deadline_seconds,
         )
+
+    def wake_lock_waiters(self) -> None:
+        for name, run in list(self._runs.items()):
+            if run.engine.state.lock_waiters or run.engine.state.waiting_for_lock:
+                task = asyncio.get_running_loop().create_task(self._retry_locks(name))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    async def _retry_locks(self, name: str) -> None:
+        run = self._runs.get(name)
+        if run is None:
+            return
+        try:
+            await self._commit(run, run.engine.locks_released())
+        except Exception:
+            log.exception("retrying locks of workflow %s failed", name)
 
     def _fire_timer(self, name: str, key: str) -> None:
         task = asyncio.get_running_loop().create_task(self._on_timer(name, key))

@@ -145,6 +145,22 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
         snap = await self.scheduler.control(require(request.name, "name"), "retry_failed")
         return pb.RetryWorkflowResponse(status=_status(snap))
 
+    @grpc_errors
+    async def SetSemaphore(self, request: pb.SetSemaphoreRequest, context: Context) -> pb.SetSemaphoreResponse:
+        self.scheduler.locks.set_semaphore(require(request.name, "name"), request.limit)
+        self.scheduler.wake_lock_waiters()
+        return pb.SetSemaphoreResponse()
+
+    @grpc_errors
+    async def DeleteSemaphore(self, request: pb.DeleteSemaphoreRequest, context: Context) -> pb.DeleteSemaphoreResponse:
+        self.scheduler.locks.delete_semaphore(require(request.name, "name"))
+        return pb.DeleteSemaphoreResponse()
+
+    @grpc_errors
+    async def ListLocks(self, request: pb.ListLocksRequest, context: Context) -> pb.ListLocksResponse:
+        infos = self.scheduler.locks.describe()
+        return pb.ListLocksResponse(locks=[pb.Lock(name=i.name, limit=i.limit, holders=i.holders) for i in infos])
+
 
 def _status(snap: Snapshot) -> wf.WorkflowStatus:
     return workflow_status(snap.state, snap.nodes)

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from treadle.services.scheduler.engine import Decisions, Launch, MemoryNodeTable, Node, WorkflowEngine, WorkflowState
-from treadle.services.scheduler.engine.nodes import MemoCache
+from treadle.services.scheduler.engine.nodes import Locks, MemoCache
 from treadle.spec.manifest import load_manifest
 from treadle.spec.validate import validate_workflow
 
@@ -27,13 +27,19 @@ def fail(code: int) -> Behaviour:
 
 
 class Run:
-    def __init__(self, manifest: str, parameters: dict[str, str] | None = None, memo: MemoCache | None = None) -> None:
+    def __init__(
+        self,
+        manifest: str,
+        parameters: dict[str, str] | None = None,
+        memo: MemoCache | None = None,
+        locks: Locks | None = None,
+    ) -> None:
         wf = validate_workflow(load_manifest(manifest), parameters=parameters)
         self.name = wf["metadata"].get("name") or "wf"
         self.table = MemoryNodeTable()
         self.clock = 1000.0
         self.engine = WorkflowEngine(
-            WorkflowState(self.name, "uid-1"), wf["spec"], self.table, now=lambda: self.clock, memo=memo
+            WorkflowState(self.name, "uid-1"), wf["spec"], self.table, now=lambda: self.clock, memo=memo, locks=locks
         )
         self.launched: list[str] = []
         self.cancelled: list[str] = []

@@ -673,3 +673,68 @@ def test_memoize_reuses_outputs_by_key_until_they_are_too_old() -> None:
     stale.clock += 7200
     stale.run()
     assert stale.launched == ["costly"]
+
+
+# -- synchronization ------------------------------------------------------------------
+
+SYNC = """
+  - name: main
+    steps:
+    - - name: crit
+        template: guarded
+        arguments: {parameters: [{name: text, value: "{{item}}"}]}
+        withItems: [a, b, c]
+  - name: guarded
+    synchronization: {lock}
+    inputs: {parameters: [{name: text}]}
+    container: {image: busybox, command: [echo, "{{inputs.parameters.text}}"]}
+"""
+
+
+def test_mutex_lets_one_holder_run_at_a_time_across_workflows() -> None:
+    from treadle.services.scheduler.engine.nodes import MemoryLocks
+
+    locks = MemoryLocks()
+    one = Run(wf(SYNC.replace("{lock}", "{mutex: {name: printer}}"), name="one"), locks=locks).start()
+    two = Run(wf(SYNC.replace("{lock}", "{mutex: {name: printer}}"), name="two"), locks=locks).start()
+    assert len(one.pending) == 1 and len(two.pending) == 0
+    waiting = [n for n in two.table.all() if n.phase == NodePhase.PENDING and n.type == NodeType.POD]
+    assert waiting and waiting[0].message == "Waiting for lock mutex/printer"
+    launch = one.pending.pop(0)
+    one.take(one.engine.complete_pod(launch.node_id, launch.attempt, "Succeeded", {"result": "x"}))
+    assert len(one.pending) == 1  # the next item of the same workflow took the lock
+    one.run()
+    two.take(two.engine.locks_released())
+    two.run()
+    assert one.phase == two.phase == NodePhase.SUCCEEDED
+    assert locks.holders["mutex/printer"] == []
+
+
+def test_semaphore_limit_and_undefined_semaphore() -> None:
+    from treadle.services.scheduler.engine.nodes import MemoryLocks
+
+    ref = "{semaphore: {configMapKeyRef: {name: pool, key: gpus}}}"
+    locks = MemoryLocks({"semaphore/pool/gpus": 2})
+    run = Run(wf(SYNC.replace("{lock}", ref)), locks=locks).start()
+    assert len(run.pending) == 2
+    run.run()
+    assert run.phase == NodePhase.SUCCEEDED
+    missing = Run(wf(SYNC.replace("{lock}", ref)), locks=MemoryLocks()).run()
+    assert missing.phase == NodePhase.FAILED
+    assert "semaphore 'pool/gpus' is not defined" in missing.node("crit(0:a)").message
+
+
+def test_workflow_level_mutex_holds_the_whole_workflow() -> None:
+    from treadle.services.scheduler.engine.nodes import MemoryLocks
+
+    locks = MemoryLocks()
+    body = SYNC.replace("{lock}", "{}").replace("    synchronization: {}\n", "")
+    extra = "  synchronization: {mutex: {name: nightly}}\n"
+    first = Run(wf(body, name="first", extra=extra), locks=locks).start()
+    second = Run(wf(body, name="second", extra=extra), locks=locks).start()
+    assert first.pending and not second.pending
+    assert second.phase == NodePhase.PENDING and "nightly" in second.engine.state.message
+    first.run()
+    second.take(second.engine.locks_released())
+    second.run()
+    assert second.phase == NodePhase.SUCCEEDED

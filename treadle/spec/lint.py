@@ -14,7 +14,6 @@ from treadle.spec.template import TAG, references, strings_with_paths
 RETRY_POLICIES = ("Always", "OnFailure", "OnError", "OnTransientError")
 # Declared in the proto for Argo compatibility, not run by treadle yet.
 NOT_YET = {
-    "synchronization": "synchronization",
     "daemon": "daemon steps",
     "sidecars": "sidecars",
 }
@@ -64,7 +63,7 @@ class Linter(CallLinter):
 
     def _check_spec_fields(self) -> None:
         spec = self.spec
-        for field in ("workflowTemplateRef", "synchronization"):
+        for field in ("workflowTemplateRef",):
             if spec.get(field):
                 self.fail(f"spec.{field}", f"{field} is not supported by treadle yet")
         if spec.get("onExit") and spec["onExit"] not in self.templates:

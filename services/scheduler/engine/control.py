@@ -70,6 +70,9 @@ class ControlMixin(EngineBase):
             self.state.completing = True  # finishes when the last hook node does
             return
         self.state.hooks.clear()
+        if self.locks is not None and self._workflow_locks():
+            self.locks.release(self.state.name)
+            self._out.locks_released = True
         phase, message = self.state.main_phase, self.state.main_message
         if exit_node is not None and exit_node.phase not in FULFILLED_OK and phase == NodePhase.SUCCEEDED:
             phase, message = exit_node.phase, f"exit handler failed: {self._failure_message(exit_node)}"
@@ -141,6 +144,9 @@ class ControlMixin(EngineBase):
 
     # -- workflow-wide control --------------------------------------------------
 
+    def _workflow_locks(self) -> list[str]:
+        raise NotImplementedError
+
     def _shut_down(self, how: str, message: str) -> None:
         self.state.shutdown = how
         self.state.main_message = message
@@ -151,6 +157,11 @@ class ControlMixin(EngineBase):
         for node in list(self.nodes.all()):
             stoppable = how == "Terminate" or not node.progress.get("inExit")
             if node.type == NodeType.SUSPEND and not node.done and stoppable:
+                self._finish(node, NodePhase.FAILED, message)
+        for node_id in list(self.state.lock_waiters):
+            node = self.nodes.get(node_id)
+            if node is not None and not node.done and (how == "Terminate" or not node.progress.get("inExit")):
+                self.state.lock_waiters.remove(node_id)
                 self._finish(node, NodePhase.FAILED, message)
         waiting = [
             n for n in self.nodes.all() if n.type == NodeType.RETRY and not n.done and n.progress.get("waitingUntil")

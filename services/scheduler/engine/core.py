@@ -20,7 +20,7 @@ from treadle.services.scheduler.engine.model import (
     WorkflowState,
     node_id_for,
 )
-from treadle.services.scheduler.engine.nodes import MemoCache, NodeTable
+from treadle.services.scheduler.engine.nodes import Locks, MemoCache, NodeTable
 from treadle.services.scheduler.engine.resolve import Scope, iso, param_value
 from treadle.spec.durations import parse_duration
 from treadle.spec.scope import template_kind
@@ -51,8 +51,10 @@ class EngineBase:
         created_at: float | None = None,
         now: Callable[[], float] = time.time,
         memo: MemoCache | None = None,
+        locks: Locks | None = None,
     ) -> None:
         self.memo = memo
+        self.locks = locks
         self.state = state
         self.spec = spec
         self.nodes = nodes
@@ -62,6 +64,7 @@ class EngineBase:
         self.templates: dict[str, dict[str, Any]] = {t["name"]: t for t in spec.get("templates") or []}
         self._finished: deque[str] = deque()
         self._out = Decisions()
+        self._released = False
 
     # -- provided by the parts ----------------------------------------------------
 
@@ -87,6 +90,18 @@ class EngineBase:
         raise NotImplementedError
 
     def _fire_hooks(self) -> bool:
+        raise NotImplementedError
+
+    def _acquire_for(self, node: Node) -> bool:
+        raise NotImplementedError
+
+    def _retry_lock_waiters(self) -> bool:
+        raise NotImplementedError
+
+    def _release_for(self, node: Node) -> None:
+        raise NotImplementedError
+
+    def _begin(self, node: Node) -> None:
         raise NotImplementedError
 
     def _arm_hooks(self, owner_name: str, hooks: dict[str, Any], boundary: str) -> None:
@@ -136,15 +151,13 @@ class EngineBase:
         if type_ == NodeType.POD:
             node.started_at = None
             self.state.pods_total += 1
-            self.nodes.put(node)
-            self._launch(node)
-            return
-        node.phase = NodePhase.RUNNING
+        else:
+            deadline = self._deadline(tmpl, node)
+            if deadline:
+                self._arm(node.id, self.now() + deadline)
         self.nodes.put(node)
-        deadline = self._deadline(tmpl, node)
-        if deadline:
-            self._arm(node.id, self.now() + deadline)
-        self._start_composite(node)
+        if self._acquire_for(node):
+            self._begin(node)
 
     def _finish(self, node: Node, phase: str, message: str = "") -> None:
         """Mark node final and queue its parent's reaction (after its exit hook, if any)."""
@@ -152,6 +165,9 @@ class EngineBase:
         node.message = message
         node.finished_at = self.now()
         self.state.timers.pop(node.id, None)
+        if node.progress.get("locks"):
+            self._release_for(node)
+            self._out.locks_released = self._released = True
         if node.type in COMPOSITES and phase == NodePhase.SUCCEEDED:
             self._collect_outputs(node)
         memo = node.progress.get("memoize")
@@ -166,6 +182,9 @@ class EngineBase:
     def _drain(self) -> Decisions:
         while True:
             self._process_finished()
+            released, self._released = self._released, False
+            if released and self.state.lock_waiters and self._retry_lock_waiters():
+                continue
             if not self._fire_hooks() and not self._finished:
                 break
         out, self._out = self._out, Decisions()
@@ -254,6 +273,11 @@ class EngineBase:
         """Kill running pods and fail them, and fail pods that were waiting."""
         for pod in pods:
             if pod.done:
+                continue
+            if pod.id in self.state.lock_waiters:
+                self.state.lock_waiters.remove(pod.id)
+                self.state.pods_done += 1
+                self._finish(pod, NodePhase.FAILED, message)
                 continue
             was_queued = pod.id in self.state.queued
             if was_queued:

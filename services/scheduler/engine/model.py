@@ -112,6 +112,9 @@ class WorkflowState:
     # Hook nodes still running; the workflow completes only once they finish.
     open_hooks: int = 0
     completing: bool = False
+    # Nodes waiting for a mutex or semaphore, and whether the workflow itself waits for its locks.
+    lock_waiters: list[str] = field(default_factory=list)
+    waiting_for_lock: bool = False
 
     @property
     def done(self) -> bool:
@@ -161,6 +164,8 @@ class Decisions:
     launches: list[Launch] = field(default_factory=list)
     timers: list[Timer] = field(default_factory=list)
     cancels: list[Cancel] = field(default_factory=list)
+    # A lock was given back: workflows waiting for one may go on.
+    locks_released: bool = False
 
     def __bool__(self) -> bool:
         return bool(self.launches or self.timers or self.cancels)

@@ -78,3 +78,39 @@ class MemoryMemoCache:
 
     def put(self, cache: str, key: str, outputs: dict[str, Any], node_id: str) -> None:
         self.entries[(cache, key)] = (outputs, self.now())
+
+
+class Locks(Protocol):
+    """Mutexes and semaphores shared by every workflow. The scheduler keeps them in its state store."""
+
+    def try_acquire(self, keys: list[str], holder: str) -> str:
+        """Take every lock in keys for holder, or none. Returns "" on success, else what blocks it."""
+
+    def release(self, holder: str) -> None:
+        """Give back every lock holder has."""
+
+
+class MemoryLocks:
+    def __init__(self, limits: dict[str, int] | None = None) -> None:
+        self.limits = dict(limits or {})
+        self.holders: dict[str, list[str]] = {}
+
+    def try_acquire(self, keys: list[str], holder: str) -> str:
+        for key in keys:
+            held = self.holders.get(key, [])
+            if holder in held:
+                continue
+            limit = 1 if key.startswith("mutex/") else self.limits.get(key)
+            if limit is None:
+                return f"semaphore {key.removeprefix('semaphore/')!r} is not defined"
+            if len(held) >= limit:
+                return f"waiting for lock {key}"
+        for key in keys:
+            if holder not in self.holders.setdefault(key, []):
+                self.holders[key].append(holder)
+        return ""
+
+    def release(self, holder: str) -> None:
+        for held in self.holders.values():
+            if holder in held:
+                held.remove(holder)

@@ -29,14 +29,15 @@ from treadle.services.scheduler.engine.model import (
     Timer,
     WorkflowState,
 )
-from treadle.services.scheduler.engine.nodes import MemoCache, NodeTable
+from treadle.services.scheduler.engine.nodes import Locks, MemoCache, NodeTable
 from treadle.services.scheduler.engine.resolve import Scope
 from treadle.services.scheduler.engine.retry import RetryMixin
 from treadle.services.scheduler.engine.steps import StepsMixin
+from treadle.services.scheduler.engine.sync import SyncMixin
 from treadle.spec.template import UnresolvedReference, references, substitute, substitute_tree
 
 
-class WorkflowEngine(HooksMixin, CallsMixin, StepsMixin, DagMixin, RetryMixin, ControlMixin):
+class WorkflowEngine(SyncMixin, HooksMixin, CallsMixin, StepsMixin, DagMixin, RetryMixin, ControlMixin):
     def __init__(
         self,
         state: WorkflowState,
@@ -47,8 +48,9 @@ class WorkflowEngine(HooksMixin, CallsMixin, StepsMixin, DagMixin, RetryMixin, C
         created_at: float | None = None,
         now: Callable[[], float] | None = None,
         memo: MemoCache | None = None,
+        locks: Locks | None = None,
     ) -> None:
-        kwargs: dict[str, Any] = {"namespace": namespace, "created_at": created_at, "memo": memo}
+        kwargs: dict[str, Any] = {"namespace": namespace, "created_at": created_at, "memo": memo, "locks": locks}
         if now is not None:
             kwargs["now"] = now
         super().__init__(state, spec, nodes, **kwargs)
@@ -59,8 +61,31 @@ class WorkflowEngine(HooksMixin, CallsMixin, StepsMixin, DagMixin, RetryMixin, C
 
     def start(self) -> Decisions:
         """Start the workflow at its entrypoint. Does nothing once started."""
-        if self.state.phase != NodePhase.PENDING:
+        if self.state.phase != NodePhase.PENDING or self.state.waiting_for_lock:
             return Decisions()
+        keys = self._workflow_locks()
+        if keys and self.locks is not None:
+            blocked = self.locks.try_acquire(keys, self.state.name)
+            if blocked:
+                self.state.waiting_for_lock = True
+                self.state.message = blocked.capitalize()
+                return self._drain()
+        return self._begin_workflow()
+
+    def _start_when_locked(self) -> None:
+        assert self.locks is not None
+        blocked = self.locks.try_acquire(self._workflow_locks(), self.state.name)
+        if blocked:
+            self.state.message = blocked.capitalize()
+            return
+        self.state.waiting_for_lock = False
+        self.state.message = ""
+        out = self._begin_workflow()
+        self._out.launches += out.launches
+        self._out.timers += out.timers
+        self._out.cancels += out.cancels
+
+    def _begin_workflow(self) -> Decisions:
         self.state.phase = NodePhase.RUNNING
         self.state.started_at = self.now()
         self.state.suspended = bool(self.spec.get("suspend"))

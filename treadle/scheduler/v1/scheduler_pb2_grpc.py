@@ -103,6 +103,21 @@ class SchedulerServiceStub:
                 request_serializer=treadle_dot_scheduler_dot_v1_dot_scheduler__pb2.RetryWorkflowRequest.SerializeToString,
                 response_deserializer=treadle_dot_scheduler_dot_v1_dot_scheduler__pb2.RetryWorkflowResponse.FromString,
                 _registered_method=True)
+        self.SetSemaphore = channel.unary_unary(
+                '/treadle.scheduler.v1.SchedulerService/SetSemaphore',
+                request_serializer=treadle_dot_scheduler_dot_v1_dot_scheduler__pb2.SetSemaphoreRequest.SerializeToString,
+                response_deserializer=treadle_dot_scheduler_dot_v1_dot_scheduler__pb2.SetSemaphoreResponse.FromString,
+                _registered_method=True)
+        self.DeleteSemaphore = channel.unary_unary(
+                '/treadle.scheduler.v1.SchedulerService/DeleteSemaphore',
+                request_serializer=treadle_dot_scheduler_dot_v1_dot_scheduler__pb2.DeleteSemaphoreRequest.SerializeToString,
+                response_deserializer=treadle_dot_scheduler_dot_v1_dot_scheduler__pb2.DeleteSemaphoreResponse.FromString,
+                _registered_method=True)
+        self.ListLocks = channel.unary_unary(
+                '/treadle.scheduler.v1.SchedulerService/ListLocks',
+                request_serializer=treadle_dot_scheduler_dot_v1_dot_scheduler__pb2.ListLocksRequest.SerializeToString,
+                response_deserializer=treadle_dot_scheduler_dot_v1_dot_scheduler__pb2.ListLocksResponse.FromString,
+                _registered_method=True)
 
 
 class SchedulerServiceServicer:
@@ -206,6 +221,27 @@ class SchedulerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetSemaphore(self, request, context):
+        """Creates or resizes a semaphore that templates and workflows name in `synchronization`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteSemaphore(self, request, context):
+        """Deletes a semaphore. Workflows that name it afterwards fail with an error.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListLocks(self, request, context):
+        """Lists every semaphore and held mutex with its holders.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SchedulerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -273,6 +309,21 @@ def add_SchedulerServiceServicer_to_server(servicer, server):
                     servicer.RetryWorkflow,
                     request_deserializer=treadle_dot_scheduler_dot_v1_dot_scheduler__pb2.RetryWorkflowRequest.FromString,
                     response_serializer=treadle_dot_scheduler_dot_v1_dot_scheduler__pb2.RetryWorkflowResponse.SerializeToString,
+            ),
+            'SetSemaphore': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetSemaphore,
+                    request_deserializer=treadle_dot_scheduler_dot_v1_dot_scheduler__pb2.SetSemaphoreRequest.FromString,
+                    response_serializer=treadle_dot_scheduler_dot_v1_dot_scheduler__pb2.SetSemaphoreResponse.SerializeToString,
+            ),
+            'DeleteSemaphore': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteSemaphore,
+                    request_deserializer=treadle_dot_scheduler_dot_v1_dot_scheduler__pb2.DeleteSemaphoreRequest.FromString,
+                    response_serializer=treadle_dot_scheduler_dot_v1_dot_scheduler__pb2.DeleteSemaphoreResponse.SerializeToString,
+            ),
+            'ListLocks': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListLocks,
+                    request_deserializer=treadle_dot_scheduler_dot_v1_dot_scheduler__pb2.ListLocksRequest.FromString,
+                    response_serializer=treadle_dot_scheduler_dot_v1_dot_scheduler__pb2.ListLocksResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -630,6 +681,87 @@ class SchedulerService:
             '/treadle.scheduler.v1.SchedulerService/RetryWorkflow',
             treadle_dot_scheduler_dot_v1_dot_scheduler__pb2.RetryWorkflowRequest.SerializeToString,
             treadle_dot_scheduler_dot_v1_dot_scheduler__pb2.RetryWorkflowResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetSemaphore(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/treadle.scheduler.v1.SchedulerService/SetSemaphore',
+            treadle_dot_scheduler_dot_v1_dot_scheduler__pb2.SetSemaphoreRequest.SerializeToString,
+            treadle_dot_scheduler_dot_v1_dot_scheduler__pb2.SetSemaphoreResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteSemaphore(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/treadle.scheduler.v1.SchedulerService/DeleteSemaphore',
+            treadle_dot_scheduler_dot_v1_dot_scheduler__pb2.DeleteSemaphoreRequest.SerializeToString,
+            treadle_dot_scheduler_dot_v1_dot_scheduler__pb2.DeleteSemaphoreResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListLocks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/treadle.scheduler.v1.SchedulerService/ListLocks',
+            treadle_dot_scheduler_dot_v1_dot_scheduler__pb2.ListLocksRequest.SerializeToString,
+            treadle_dot_scheduler_dot_v1_dot_scheduler__pb2.ListLocksResponse.FromString,
             options,
             channel_credentials,
             insecure,

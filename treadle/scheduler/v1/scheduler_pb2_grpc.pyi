@@ -69,6 +69,12 @@ class SchedulerServiceStub:
     """Supplies output parameters of a waiting suspend node, and optionally finishes it."""
     RetryWorkflow: _grpc.UnaryUnaryMultiCallable[_scheduler_pb2.RetryWorkflowRequest, _scheduler_pb2.RetryWorkflowResponse]
     """Runs a failed workflow again: failed nodes re-run, succeeded nodes keep their outputs."""
+    SetSemaphore: _grpc.UnaryUnaryMultiCallable[_scheduler_pb2.SetSemaphoreRequest, _scheduler_pb2.SetSemaphoreResponse]
+    """Creates or resizes a semaphore that templates and workflows name in `synchronization`."""
+    DeleteSemaphore: _grpc.UnaryUnaryMultiCallable[_scheduler_pb2.DeleteSemaphoreRequest, _scheduler_pb2.DeleteSemaphoreResponse]
+    """Deletes a semaphore. Workflows that name it afterwards fail with an error."""
+    ListLocks: _grpc.UnaryUnaryMultiCallable[_scheduler_pb2.ListLocksRequest, _scheduler_pb2.ListLocksResponse]
+    """Lists every semaphore and held mutex with its holders."""
 
 @_typing.type_check_only
 class SchedulerServiceAsyncStub(SchedulerServiceStub):
@@ -111,6 +117,12 @@ class SchedulerServiceAsyncStub(SchedulerServiceStub):
     """Supplies output parameters of a waiting suspend node, and optionally finishes it."""
     RetryWorkflow: _aio.UnaryUnaryMultiCallable[_scheduler_pb2.RetryWorkflowRequest, _scheduler_pb2.RetryWorkflowResponse]  # type: ignore[assignment]
     """Runs a failed workflow again: failed nodes re-run, succeeded nodes keep their outputs."""
+    SetSemaphore: _aio.UnaryUnaryMultiCallable[_scheduler_pb2.SetSemaphoreRequest, _scheduler_pb2.SetSemaphoreResponse]  # type: ignore[assignment]
+    """Creates or resizes a semaphore that templates and workflows name in `synchronization`."""
+    DeleteSemaphore: _aio.UnaryUnaryMultiCallable[_scheduler_pb2.DeleteSemaphoreRequest, _scheduler_pb2.DeleteSemaphoreResponse]  # type: ignore[assignment]
+    """Deletes a semaphore. Workflows that name it afterwards fail with an error."""
+    ListLocks: _aio.UnaryUnaryMultiCallable[_scheduler_pb2.ListLocksRequest, _scheduler_pb2.ListLocksResponse]  # type: ignore[assignment]
+    """Lists every semaphore and held mutex with its holders."""
 
 class SchedulerServiceServicer(metaclass=_abc_1.ABCMeta):
     """SchedulerService runs admitted workflows. It owns node state: a pure engine
@@ -228,5 +240,29 @@ class SchedulerServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_scheduler_pb2.RetryWorkflowResponse, _abc.Awaitable[_scheduler_pb2.RetryWorkflowResponse]]:
         """Runs a failed workflow again: failed nodes re-run, succeeded nodes keep their outputs."""
+
+    @_abc_1.abstractmethod
+    def SetSemaphore(
+        self,
+        request: _scheduler_pb2.SetSemaphoreRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_scheduler_pb2.SetSemaphoreResponse, _abc.Awaitable[_scheduler_pb2.SetSemaphoreResponse]]:
+        """Creates or resizes a semaphore that templates and workflows name in `synchronization`."""
+
+    @_abc_1.abstractmethod
+    def DeleteSemaphore(
+        self,
+        request: _scheduler_pb2.DeleteSemaphoreRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_scheduler_pb2.DeleteSemaphoreResponse, _abc.Awaitable[_scheduler_pb2.DeleteSemaphoreResponse]]:
+        """Deletes a semaphore. Workflows that name it afterwards fail with an error."""
+
+    @_abc_1.abstractmethod
+    def ListLocks(
+        self,
+        request: _scheduler_pb2.ListLocksRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_scheduler_pb2.ListLocksResponse, _abc.Awaitable[_scheduler_pb2.ListLocksResponse]]:
+        """Lists every semaphore and held mutex with its holders."""
 
 def add_SchedulerServiceServicer_to_server(servicer: SchedulerServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
