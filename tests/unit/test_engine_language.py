@@ -333,7 +333,7 @@ def test_retry_policies_and_expression() -> None:
         by_step={"flaky": lambda ctx: ("Error", {}, "executor lost")}
     )
     assert len(always.node("flaky").children) == 4
-    expr = Run(wf(RETRY.format(strategy='{limit: 5, expression: "lastRetry.exitCode == 2"}')))
+    expr = Run(wf(RETRY.format(strategy='{limit: 5, expression: "asInt(lastRetry.exitCode) == 2"}')))
     codes = iter([2, 2, 3])
     expr.run(by_step={"flaky": lambda ctx: fail(next(codes))(ctx)})
     assert len(expr.node("flaky").children) == 3

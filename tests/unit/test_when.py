@@ -160,6 +160,7 @@ ERRORS = [
     ("1 / 0 == 1", "division by zero", 3),
     ("heads in heads", "operator in not defined on string", 7),
     ("heads =~ '('", "invalid regular expression", 7),
+    ("1 =~ '1'", "invalid operation: 1 =~ '1' (mismatched types float and string)", 3),
     ("x =~ '(a+)+$'", "exponential time", 3),
     ("1 & 1 == 1", "operator '&' is not supported", 3),
     ("1 << 2 == 4", "operator '<<' is not supported", 3),

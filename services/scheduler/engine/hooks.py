@@ -38,7 +38,7 @@ class HooksMixin(EngineBase):
             boundary = self.nodes.get(hook["boundary"]) if hook["boundary"] else None
             scope = self._scope_of(boundary)
             try:
-                due = bool(evaluate(hook["expression"], env_from_flat(scope.flat())))
+                due = evaluate(hook["expression"], env_from_flat(scope.flat())) is True
             except TreadleError:
                 due = False  # names that do not exist yet (a step not started) make the hook wait
             if not due:

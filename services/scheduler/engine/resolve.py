@@ -136,7 +136,7 @@ class Scope:
     def _expression(self, expression: str) -> str:
         from treadle.expr import env_from_flat, evaluate, render
 
-        return render(evaluate(expression, env_from_flat(self.flat())))
+        return render(evaluate(expression, env_from_flat(self.flat())), expression=expression)
 
 
 def aggregate(children: list[Node]) -> dict[str, Any]:

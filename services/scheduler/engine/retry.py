@@ -86,18 +86,22 @@ class RetryMixin(EngineBase):
         return delay
 
     def _retry_expression(self, expression: str, attempt: Node, scope: Scope) -> bool:
-        from treadle.expr import env_from_flat, evaluate
+        from treadle.expr import ExpressionError, env_from_flat, evaluate
 
         duration = (attempt.finished_at or self.now()) - (attempt.started_at or self.now())
         exit_code = attempt.outputs.get("exitCode")
+        # Argo's variables are strings: `asInt(lastRetry.exitCode) > 1`.
         flat = {
             **scope.flat(),
-            "lastRetry.exitCode": int(exit_code) if exit_code not in (None, "") else -1,
+            "lastRetry.exitCode": str(exit_code) if exit_code not in (None, "") else "-1",
             "lastRetry.status": attempt.phase,
-            "lastRetry.duration": round(duration, 3),
+            "lastRetry.duration": f"{duration:.3f}".rstrip("0").rstrip("."),
             "lastRetry.message": attempt.message,
         }
-        return bool(evaluate(expression, env_from_flat(flat)))
+        result = evaluate(expression, env_from_flat(flat))
+        if not isinstance(result, bool):
+            raise ExpressionError(f"retryStrategy.expression {expression!r} gave {result!r}, not true or false")
+        return result
 
 
 def _policy_allows(policy: str, attempt: Node) -> bool:
