@@ -6,7 +6,12 @@ level; they install as treadle.services, treadle.executor and treadle.client.
 
 from setuptools import find_packages, setup
 
-ROOTS = {"treadle": "treadle", "treadle.services": "services", "treadle.executor": "executor", "treadle.client": "clients/python"}
+ROOTS = {
+    "treadle": "treadle",
+    "treadle.services": "services",
+    "treadle.executor": "executor",
+    "treadle.client": "clients/python",
+}
 
 
 def packages() -> list[str]:

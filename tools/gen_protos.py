@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import filecmp
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -66,6 +65,10 @@ def committed_files() -> list[Path]:
     return sorted(p.relative_to(ROOT) for p in treadle.rglob("*") if p.name.endswith(GENERATED_SUFFIXES))
 
 
+def _same(fresh: Path, committed: Path) -> bool:
+    return committed.exists() and filecmp.cmp(fresh, committed, shallow=False)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", action="store_true", help="fail when the committed stubs differ")
@@ -74,7 +77,7 @@ def main() -> int:
         out = Path(tmp)
         generated = generate(out)
         if opts.check:
-            stale = [str(r) for r in generated if not (ROOT / r).exists() or not filecmp.cmp(out / r, ROOT / r, shallow=False)]
+            stale = [str(r) for r in generated if not _same(out / r, ROOT / r)]
             extra = [str(r) for r in committed_files() if r not in set(generated)]
             if stale or extra:
                 print("generated stubs are stale; run: python tools/gen_protos.py", file=sys.stderr)

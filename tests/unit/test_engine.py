@@ -6,7 +6,6 @@ from engine_driver import Run, fail
 
 from treadle.services.scheduler.engine import NodePhase, NodeType, node_id_for
 
-
 STEPS = """
 kind: Workflow
 metadata: {name: st}

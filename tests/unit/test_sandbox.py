@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import statistics
+import subprocess
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -165,6 +168,61 @@ def test_spawn_overhead_is_a_few_milliseconds(tmp_path: Path) -> None:
         assert median_ms < 50  # ~2-4 ms on an idle machine; generous for a loaded CI host
 
     with_spawner(body)
+
+
+UNPRIVILEGED_SCRIPT = """
+import asyncio, os, sys
+from treadle.executor.sandbox import preferred_mode
+from treadle.executor.spawner import Spawner
+
+async def main() -> None:
+    spawner = Spawner()
+    read_end, write_end = os.pipe()
+    process = await spawner.spawn(
+        ["sh", "-c", "id -u; echo made > /tmp/x; ls -A /tmp"], mode=preferred_mode(), private_tmp=sys.argv[1],
+        cwd="/tmp", env={"PATH": "/usr/bin:/bin"}, stdout_fd=write_end, stderr_fd=os.dup(write_end),
+    )
+    print(preferred_mode().value, await process.wait(), os.read(read_end, 4096).decode().split())
+    await spawner.close()
+
+asyncio.run(main())
+"""
+
+
+def test_without_root_the_sandbox_uses_a_user_namespace(tmp_path: Path) -> None:
+    """Runs the fork server as nobody through the system Python, with treadle on PYTHONPATH as it is installed."""
+    system_python = shutil.which("python3", path="/usr/bin")
+    if os.geteuid() != 0 or not shutil.which("setpriv") or system_python is None:
+        pytest.skip("needs root (to become nobody), setpriv and /usr/bin/python3")
+    version = subprocess.run([system_python, "-c", "import sys; print(sys.version_info >= (3, 11))"],
+                             capture_output=True, text=True, check=True)  # fmt: skip
+    if version.stdout.strip() != "True":
+        pytest.skip("/usr/bin/python3 is older than 3.11")
+    root = Path(__file__).resolve().parents[2]
+    work = Path(tempfile.mkdtemp(dir="/var/tmp"))  # pytest's tmp_path is not reachable for nobody
+    try:
+        shadow = work / "path" / "treadle"
+        shadow.mkdir(parents=True)
+        for entry in (root / "treadle").iterdir():
+            (shadow / entry.name).symlink_to(entry)
+        (shadow / "executor").symlink_to(root / "executor")
+        (work / "step-tmp").mkdir()
+        os.chmod(work / "step-tmp", 0o777)
+        for path in (work, work / "path"):
+            os.chmod(path, 0o755)
+        ran = subprocess.run(
+            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+             system_python, "-c", UNPRIVILEGED_SCRIPT, str(work / "step-tmp")],
+            cwd=work, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(work / "path")},
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        if "cannot set up the step's sandbox" in ran.stderr:
+            pytest.skip(f"unprivileged user namespaces are not allowed here: {ran.stderr.strip().splitlines()[-1]}")
+        assert ran.returncode == 0, ran.stderr
+        assert ran.stdout.strip() == "user-namespace 0 ['65534', 'x']"
+        assert (work / "step-tmp" / "x").stat().st_uid == 65534
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def _gone(pid: int) -> bool:

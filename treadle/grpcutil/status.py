@@ -51,9 +51,7 @@ def to_rpc_status(exc: errors.TreadleError) -> status_pb2.Status:
                 for v in exc.violations
             ]
         )
-    elif isinstance(exc, errors.NotFound):
-        detail = error_details_pb2.ResourceInfo(resource_type=exc.kind, resource_name=exc.name, description=str(exc))
-    elif isinstance(exc, errors.AlreadyExists):
+    elif isinstance(exc, (errors.NotFound, errors.AlreadyExists)):
         detail = error_details_pb2.ResourceInfo(resource_type=exc.kind, resource_name=exc.name, description=str(exc))
     elif isinstance(exc, errors.FailedPrecondition):
         v = exc.violation
@@ -125,7 +123,12 @@ def error_from_rpc(exc: grpc.aio.AioRpcError | grpc.RpcError) -> errors.TreadleE
         err.args = (message,)
         return err
     if code == grpc.StatusCode.FAILED_PRECONDITION:
-        return errors.FailedPrecondition(message or "failed precondition")
+        failure = _detail(status, error_details_pb2.PreconditionFailure)
+        if failure is not None and failure.violations:
+            v = failure.violations[0]
+            description = str(v.description or message or "failed precondition")
+            return errors.FailedPrecondition(description, subject=v.subject, type=v.type or "STATE")
+        return errors.FailedPrecondition(str(message or "failed precondition"))
     if code == grpc.StatusCode.PERMISSION_DENIED:
         return errors.PermissionDenied(message)
     if code == grpc.StatusCode.DATA_LOSS:

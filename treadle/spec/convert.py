@@ -56,7 +56,8 @@ def workflow_to_dict(msg: workflow_pb2.Workflow) -> dict[str, Any]:
 
 
 def spec_to_dict(spec: workflow_pb2.WorkflowSpec) -> dict[str, Any]:
-    return workflow_to_dict(workflow_pb2.Workflow(spec=spec)).get("spec", {})
+    out: dict[str, Any] = workflow_to_dict(workflow_pb2.Workflow(spec=spec)).get("spec", {})
+    return out
 
 
 def spec_from_dict(spec: dict[str, Any]) -> workflow_pb2.WorkflowSpec:
@@ -68,7 +69,8 @@ def template_from_dict(tmpl: dict[str, Any]) -> workflow_pb2.Template:
 
 
 def template_to_dict(tmpl: workflow_pb2.Template) -> dict[str, Any]:
-    return spec_to_dict(workflow_pb2.WorkflowSpec(templates=[tmpl]))["templates"][0]
+    out: dict[str, Any] = spec_to_dict(workflow_pb2.WorkflowSpec(templates=[tmpl]))["templates"][0]
+    return out
 
 
 def _to_wire_shape(node: Any, key: str = "") -> Any:
@@ -159,4 +161,5 @@ def _scalar_problem(field: FieldDescriptor, value: Any) -> str:
 
 
 def _kind(value: Any) -> str:
-    return {dict: "a mapping", list: "a list", str: "a string"}.get(type(value), type(value).__name__)
+    names: dict[type, str] = {dict: "a mapping", list: "a list", str: "a string"}
+    return names.get(type(value), type(value).__name__)

@@ -85,9 +85,9 @@ class CallLinter:
                         self.fail(f"{tpath}.depends", f"task {d!r} not found")
             else:
                 deps = list(task.get("dependencies") or [])
-                for d, name in enumerate(deps):
+                for position, name in enumerate(deps):
                     if name not in by_name:
-                        self.fail(f"{tpath}.dependencies[{d}]", f"task {name!r} not found")
+                        self.fail(f"{tpath}.dependencies[{position}]", f"task {name!r} not found")
             graph[task.get("name", "")] = [d for d in deps if d in by_name]
         cycle = find_cycle(graph)
         if cycle:

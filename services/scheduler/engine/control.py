@@ -159,10 +159,10 @@ class ControlMixin(EngineBase):
             if node.type == NodeType.SUSPEND and not node.done and stoppable:
                 self._finish(node, NodePhase.FAILED, message)
         for node_id in list(self.state.lock_waiters):
-            node = self.nodes.get(node_id)
-            if node is not None and not node.done and (how == "Terminate" or not node.progress.get("inExit")):
+            waiter = self.nodes.get(node_id)
+            if waiter is not None and not waiter.done and (how == "Terminate" or not waiter.progress.get("inExit")):
                 self.state.lock_waiters.remove(node_id)
-                self._finish(node, NodePhase.FAILED, message)
+                self._finish(waiter, NodePhase.FAILED, message)
         waiting = [
             n for n in self.nodes.all() if n.type == NodeType.RETRY and not n.done and n.progress.get("waitingUntil")
         ]

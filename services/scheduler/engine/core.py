@@ -110,6 +110,9 @@ class EngineBase:
     def _hook_done(self, node: Node) -> None:
         raise NotImplementedError
 
+    def _complete_workflow(self, exit_node: Node | None) -> None:
+        raise NotImplementedError
+
     # -- nodes ----------------------------------------------------------------
 
     def _new_node(

@@ -57,11 +57,15 @@ def build_index(template: dict[str, Any]) -> DagIndex:
     handled = {}
     for name, task in tasks.items():
         on = task.get("continueOn") or {}
-        asked = any((expr := conditions[d]) is not None and dep.mentions_failure(expr, name) for d in dependents[name])
+        asked = any(_asks_failure(conditions[d], name) for d in dependents[name])
         handled[name] = bool(on.get("failed") or on.get("error") or asked)
     roots = [n for n in tasks if not deps[n]]
     fail_fast = dag.get("failFast") is not False
     return DagIndex(tasks, deps, conditions, dependents, roots, targets, handled, fail_fast)
+
+
+def _asks_failure(condition: dep.Expr | None, task: str) -> bool:
+    return condition is not None and dep.mentions_failure(condition, task)
 
 
 class DagMixin(EngineBase):

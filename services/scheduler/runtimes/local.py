@@ -64,7 +64,7 @@ class LocalRuntime:
         self._on_exit: ExitCallback | None = None
         self._host: _Host | None = None
         self._host_lock = asyncio.Lock()
-        self._attempts: dict[Key, _Host] = {}
+        self._attempts: dict[Key, _Host | None] = {}
         self._closed = False
 
     async def start(self, on_exit: ExitCallback) -> None:
@@ -75,7 +75,12 @@ class LocalRuntime:
         key = (spec.workflow, spec.node_id, spec.attempt)
         if key in self._attempts:
             return
-        host = await self._live_host()
+        self._attempts[key] = None  # reserved while the host starts: a concurrent duplicate returns above
+        try:
+            host = await self._live_host()
+        except BaseException:
+            del self._attempts[key]
+            raise
         host.running.add(key)
         self._attempts[key] = host
         # The executor fetches its own copy of the template through GetStepContext.

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from treadle.workflow.v1 import workflow_pb2 as treadle_dot_workflow_dot_v1_dot_workflow__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$treadle/admission/v1/admission.proto\x12\x14treadle.admission.v1\x1a\"treadle/workflow/v1/workflow.proto\"\xa3\x03\n\x15SubmitWorkflowRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x31\n\x08workflow\x18\x02 \x01(\x0b\x32\x1d.treadle.workflow.v1.WorkflowH\x00\x12\x12\n\x08manifest\x18\x03 \x01(\tH\x00\x12O\n\nparameters\x18\x04 \x03(\x0b\x32;.treadle.admission.v1.SubmitWorkflowRequest.ParametersEntry\x12\x12\n\nentrypoint\x18\x05 \x01(\t\x12\x15\n\rgenerate_name\x18\x06 \x01(\t\x12G\n\x06labels\x18\x07 \x03(\x0b\x32\x37.treadle.admission.v1.SubmitWorkflowRequest.LabelsEntry\x1a\x31\n\x0fParametersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x08\n\x06source\"I\n\x16SubmitWorkflowResponse\x12/\n\x08workflow\x18\x01 \x01(\x0b\x32\x1d.treadle.workflow.v1.Workflow\"\xe8\x01\n\x13LintWorkflowRequest\x12\x31\n\x08workflow\x18\x01 \x01(\x0b\x32\x1d.treadle.workflow.v1.WorkflowH\x00\x12\x12\n\x08manifest\x18\x02 \x01(\tH\x00\x12M\n\nparameters\x18\x03 \x03(\x0b\x32\x39.treadle.admission.v1.LintWorkflowRequest.ParametersEntry\x1a\x31\n\x0fParametersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x08\n\x06source\"G\n\x14LintWorkflowResponse\x12/\n\x08workflow\x18\x01 \x01(\x0b\x32\x1d.treadle.workflow.v1.Workflow\"\"\n\x12GetWorkflowRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"F\n\x13GetWorkflowResponse\x12/\n\x08workflow\x18\x01 \x01(\x0b\x32\x1d.treadle.workflow.v1.Workflow\"=\n\x14ListWorkflowsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"b\n\x15ListWorkflowsResponse\x12\x30\n\tworkflows\x18\x01 \x03(\x0b\x32\x1d.treadle.workflow.v1.Workflow\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"$\n\x14WatchWorkflowRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"H\n\x15WatchWorkflowResponse\x12/\n\x08workflow\x18\x01 \x01(\x0b\x32\x1d.treadle.workflow.v1.Workflow\"9\n\x15\x44\x65leteWorkflowRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"\x18\n\x16\x44\x65leteWorkflowResponse\"1\n\x13WorkflowLogsRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04node\x18\x02 \x01(\t\"K\n\x14WorkflowLogsResponse\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x11\n\tnode_name\x18\x02 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x03 \x01(\t2\xf6\x05\n\x10\x41\x64missionService\x12k\n\x0eSubmitWorkflow\x12+.treadle.admission.v1.SubmitWorkflowRequest\x1a,.treadle.admission.v1.SubmitWorkflowResponse\x12\x65\n\x0cLintWorkflow\x12).treadle.admission.v1.LintWorkflowRequest\x1a*.treadle.admission.v1.LintWorkflowResponse\x12\x62\n\x0bGetWorkflow\x12(.treadle.admission.v1.GetWorkflowRequest\x1a).treadle.admission.v1.GetWorkflowResponse\x12h\n\rListWorkflows\x12*.treadle.admission.v1.ListWorkflowsRequest\x1a+.treadle.admission.v1.ListWorkflowsResponse\x12j\n\rWatchWorkflow\x12*.treadle.admission.v1.WatchWorkflowRequest\x1a+.treadle.admission.v1.WatchWorkflowResponse0\x01\x12k\n\x0e\x44\x65leteWorkflow\x12+.treadle.admission.v1.DeleteWorkflowRequest\x1a,.treadle.admission.v1.DeleteWorkflowResponse\x12g\n\x0cWorkflowLogs\x12).treadle.admission.v1.WorkflowLogsRequest\x1a*.treadle.admission.v1.WorkflowLogsResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$treadle/admission/v1/admission.proto\x12\x14treadle.admission.v1\x1a\"treadle/workflow/v1/workflow.proto\"\xa3\x03\n\x15SubmitWorkflowRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x31\n\x08workflow\x18\x02 \x01(\x0b\x32\x1d.treadle.workflow.v1.WorkflowH\x00\x12\x12\n\x08manifest\x18\x03 \x01(\tH\x00\x12O\n\nparameters\x18\x04 \x03(\x0b\x32;.treadle.admission.v1.SubmitWorkflowRequest.ParametersEntry\x12\x12\n\nentrypoint\x18\x05 \x01(\t\x12\x15\n\rgenerate_name\x18\x06 \x01(\t\x12G\n\x06labels\x18\x07 \x03(\x0b\x32\x37.treadle.admission.v1.SubmitWorkflowRequest.LabelsEntry\x1a\x31\n\x0fParametersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x08\n\x06source\"I\n\x16SubmitWorkflowResponse\x12/\n\x08workflow\x18\x01 \x01(\x0b\x32\x1d.treadle.workflow.v1.Workflow\"\xe8\x01\n\x13LintWorkflowRequest\x12\x31\n\x08workflow\x18\x01 \x01(\x0b\x32\x1d.treadle.workflow.v1.WorkflowH\x00\x12\x12\n\x08manifest\x18\x02 \x01(\tH\x00\x12M\n\nparameters\x18\x03 \x03(\x0b\x32\x39.treadle.admission.v1.LintWorkflowRequest.ParametersEntry\x1a\x31\n\x0fParametersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x08\n\x06source\"G\n\x14LintWorkflowResponse\x12/\n\x08workflow\x18\x01 \x01(\x0b\x32\x1d.treadle.workflow.v1.Workflow\"\"\n\x12GetWorkflowRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"F\n\x13GetWorkflowResponse\x12/\n\x08workflow\x18\x01 \x01(\x0b\x32\x1d.treadle.workflow.v1.Workflow\"\x9e\x01\n\x14ListWorkflowsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\x12\x32\n\x06phases\x18\x04 \x03(\x0e\x32\".treadle.workflow.v1.WorkflowPhase\x12\x13\n\x0bname_prefix\x18\x05 \x01(\t\"b\n\x15ListWorkflowsResponse\x12\x30\n\tworkflows\x18\x01 \x03(\x0b\x32\x1d.treadle.workflow.v1.Workflow\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\">\n\x14WatchWorkflowRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x18\n\x10resource_version\x18\x02 \x01(\t\"H\n\x15WatchWorkflowResponse\x12/\n\x08workflow\x18\x01 \x01(\x0b\x32\x1d.treadle.workflow.v1.Workflow\"9\n\x15\x44\x65leteWorkflowRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"\x18\n\x16\x44\x65leteWorkflowResponse\"1\n\x13WorkflowLogsRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04node\x18\x02 \x01(\t\"K\n\x14WorkflowLogsResponse\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x11\n\tnode_name\x18\x02 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x03 \x01(\t\":\n\x16SuspendWorkflowRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"J\n\x17SuspendWorkflowResponse\x12/\n\x08workflow\x18\x01 \x01(\x0b\x32\x1d.treadle.workflow.v1.Workflow\"G\n\x15ResumeWorkflowRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04node\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"I\n\x16ResumeWorkflowResponse\x12/\n\x08workflow\x18\x01 \x01(\x0b\x32\x1d.treadle.workflow.v1.Workflow\"H\n\x13StopWorkflowRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"G\n\x14StopWorkflowResponse\x12/\n\x08workflow\x18\x01 \x01(\x0b\x32\x1d.treadle.workflow.v1.Workflow\"M\n\x18TerminateWorkflowRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"L\n\x19TerminateWorkflowResponse\x12/\n\x08workflow\x18\x01 \x01(\x0b\x32\x1d.treadle.workflow.v1.Workflow\"\xa0\x02\n\x16SetWorkflowNodeRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04node\x18\x02 \x01(\t\x12]\n\x11output_parameters\x18\x03 \x03(\x0b\x32\x42.treadle.admission.v1.SetWorkflowNodeRequest.OutputParametersEntry\x12-\n\x05phase\x18\x04 \x01(\x0e\x32\x1e.treadle.workflow.v1.NodePhase\x12\x0f\n\x07message\x18\x05 \x01(\t\x12\x12\n\nrequest_id\x18\x06 \x01(\t\x1a\x37\n\x15OutputParametersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"J\n\x17SetWorkflowNodeResponse\x12/\n\x08workflow\x18\x01 \x01(\x0b\x32\x1d.treadle.workflow.v1.Workflow\"8\n\x14RetryWorkflowRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"H\n\x15RetryWorkflowResponse\x12/\n\x08workflow\x18\x01 \x01(\x0b\x32\x1d.treadle.workflow.v1.Workflow\"\xc1\x01\n\x17ResubmitWorkflowRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12Q\n\nparameters\x18\x02 \x03(\x0b\x32=.treadle.admission.v1.ResubmitWorkflowRequest.ParametersEntry\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x1a\x31\n\x0fParametersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"K\n\x18ResubmitWorkflowResponse\x12/\n\x08workflow\x18\x01 \x01(\x0b\x32\x1d.treadle.workflow.v1.Workflow2\xfd\x0b\n\x10\x41\x64missionService\x12k\n\x0eSubmitWorkflow\x12+.treadle.admission.v1.SubmitWorkflowRequest\x1a,.treadle.admission.v1.SubmitWorkflowResponse\x12\x65\n\x0cLintWorkflow\x12).treadle.admission.v1.LintWorkflowRequest\x1a*.treadle.admission.v1.LintWorkflowResponse\x12\x62\n\x0bGetWorkflow\x12(.treadle.admission.v1.GetWorkflowRequest\x1a).treadle.admission.v1.GetWorkflowResponse\x12h\n\rListWorkflows\x12*.treadle.admission.v1.ListWorkflowsRequest\x1a+.treadle.admission.v1.ListWorkflowsResponse\x12j\n\rWatchWorkflow\x12*.treadle.admission.v1.WatchWorkflowRequest\x1a+.treadle.admission.v1.WatchWorkflowResponse0\x01\x12k\n\x0e\x44\x65leteWorkflow\x12+.treadle.admission.v1.DeleteWorkflowRequest\x1a,.treadle.admission.v1.DeleteWorkflowResponse\x12g\n\x0cWorkflowLogs\x12).treadle.admission.v1.WorkflowLogsRequest\x1a*.treadle.admission.v1.WorkflowLogsResponse0\x01\x12n\n\x0fSuspendWorkflow\x12,.treadle.admission.v1.SuspendWorkflowRequest\x1a-.treadle.admission.v1.SuspendWorkflowResponse\x12k\n\x0eResumeWorkflow\x12+.treadle.admission.v1.ResumeWorkflowRequest\x1a,.treadle.admission.v1.ResumeWorkflowResponse\x12\x65\n\x0cStopWorkflow\x12).treadle.admission.v1.StopWorkflowRequest\x1a*.treadle.admission.v1.StopWorkflowResponse\x12t\n\x11TerminateWorkflow\x12..treadle.admission.v1.TerminateWorkflowRequest\x1a/.treadle.admission.v1.TerminateWorkflowResponse\x12n\n\x0fSetWorkflowNode\x12,.treadle.admission.v1.SetWorkflowNodeRequest\x1a-.treadle.admission.v1.SetWorkflowNodeResponse\x12h\n\rRetryWorkflow\x12*.treadle.admission.v1.RetryWorkflowRequest\x1a+.treadle.admission.v1.RetryWorkflowResponse\x12q\n\x10ResubmitWorkflow\x12-.treadle.admission.v1.ResubmitWorkflowRequest\x1a..treadle.admission.v1.ResubmitWorkflowResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,6 +38,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SUBMITWORKFLOWREQUEST_LABELSENTRY']._serialized_options = b'8\001'
   _globals['_LINTWORKFLOWREQUEST_PARAMETERSENTRY']._loaded_options = None
   _globals['_LINTWORKFLOWREQUEST_PARAMETERSENTRY']._serialized_options = b'8\001'
+  _globals['_SETWORKFLOWNODEREQUEST_OUTPUTPARAMETERSENTRY']._loaded_options = None
+  _globals['_SETWORKFLOWNODEREQUEST_OUTPUTPARAMETERSENTRY']._serialized_options = b'8\001'
+  _globals['_RESUBMITWORKFLOWREQUEST_PARAMETERSENTRY']._loaded_options = None
+  _globals['_RESUBMITWORKFLOWREQUEST_PARAMETERSENTRY']._serialized_options = b'8\001'
   _globals['_SUBMITWORKFLOWREQUEST']._serialized_start=99
   _globals['_SUBMITWORKFLOWREQUEST']._serialized_end=518
   _globals['_SUBMITWORKFLOWREQUEST_PARAMETERSENTRY']._serialized_start=412
@@ -56,22 +60,54 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETWORKFLOWREQUEST']._serialized_end=937
   _globals['_GETWORKFLOWRESPONSE']._serialized_start=939
   _globals['_GETWORKFLOWRESPONSE']._serialized_end=1009
-  _globals['_LISTWORKFLOWSREQUEST']._serialized_start=1011
-  _globals['_LISTWORKFLOWSREQUEST']._serialized_end=1072
-  _globals['_LISTWORKFLOWSRESPONSE']._serialized_start=1074
-  _globals['_LISTWORKFLOWSRESPONSE']._serialized_end=1172
-  _globals['_WATCHWORKFLOWREQUEST']._serialized_start=1174
-  _globals['_WATCHWORKFLOWREQUEST']._serialized_end=1210
-  _globals['_WATCHWORKFLOWRESPONSE']._serialized_start=1212
-  _globals['_WATCHWORKFLOWRESPONSE']._serialized_end=1284
-  _globals['_DELETEWORKFLOWREQUEST']._serialized_start=1286
-  _globals['_DELETEWORKFLOWREQUEST']._serialized_end=1343
-  _globals['_DELETEWORKFLOWRESPONSE']._serialized_start=1345
-  _globals['_DELETEWORKFLOWRESPONSE']._serialized_end=1369
-  _globals['_WORKFLOWLOGSREQUEST']._serialized_start=1371
-  _globals['_WORKFLOWLOGSREQUEST']._serialized_end=1420
-  _globals['_WORKFLOWLOGSRESPONSE']._serialized_start=1422
-  _globals['_WORKFLOWLOGSRESPONSE']._serialized_end=1497
-  _globals['_ADMISSIONSERVICE']._serialized_start=1500
-  _globals['_ADMISSIONSERVICE']._serialized_end=2258
+  _globals['_LISTWORKFLOWSREQUEST']._serialized_start=1012
+  _globals['_LISTWORKFLOWSREQUEST']._serialized_end=1170
+  _globals['_LISTWORKFLOWSRESPONSE']._serialized_start=1172
+  _globals['_LISTWORKFLOWSRESPONSE']._serialized_end=1270
+  _globals['_WATCHWORKFLOWREQUEST']._serialized_start=1272
+  _globals['_WATCHWORKFLOWREQUEST']._serialized_end=1334
+  _globals['_WATCHWORKFLOWRESPONSE']._serialized_start=1336
+  _globals['_WATCHWORKFLOWRESPONSE']._serialized_end=1408
+  _globals['_DELETEWORKFLOWREQUEST']._serialized_start=1410
+  _globals['_DELETEWORKFLOWREQUEST']._serialized_end=1467
+  _globals['_DELETEWORKFLOWRESPONSE']._serialized_start=1469
+  _globals['_DELETEWORKFLOWRESPONSE']._serialized_end=1493
+  _globals['_WORKFLOWLOGSREQUEST']._serialized_start=1495
+  _globals['_WORKFLOWLOGSREQUEST']._serialized_end=1544
+  _globals['_WORKFLOWLOGSRESPONSE']._serialized_start=1546
+  _globals['_WORKFLOWLOGSRESPONSE']._serialized_end=1621
+  _globals['_SUSPENDWORKFLOWREQUEST']._serialized_start=1623
+  _globals['_SUSPENDWORKFLOWREQUEST']._serialized_end=1681
+  _globals['_SUSPENDWORKFLOWRESPONSE']._serialized_start=1683
+  _globals['_SUSPENDWORKFLOWRESPONSE']._serialized_end=1757
+  _globals['_RESUMEWORKFLOWREQUEST']._serialized_start=1759
+  _globals['_RESUMEWORKFLOWREQUEST']._serialized_end=1830
+  _globals['_RESUMEWORKFLOWRESPONSE']._serialized_start=1832
+  _globals['_RESUMEWORKFLOWRESPONSE']._serialized_end=1905
+  _globals['_STOPWORKFLOWREQUEST']._serialized_start=1907
+  _globals['_STOPWORKFLOWREQUEST']._serialized_end=1979
+  _globals['_STOPWORKFLOWRESPONSE']._serialized_start=1981
+  _globals['_STOPWORKFLOWRESPONSE']._serialized_end=2052
+  _globals['_TERMINATEWORKFLOWREQUEST']._serialized_start=2054
+  _globals['_TERMINATEWORKFLOWREQUEST']._serialized_end=2131
+  _globals['_TERMINATEWORKFLOWRESPONSE']._serialized_start=2133
+  _globals['_TERMINATEWORKFLOWRESPONSE']._serialized_end=2209
+  _globals['_SETWORKFLOWNODEREQUEST']._serialized_start=2212
+  _globals['_SETWORKFLOWNODEREQUEST']._serialized_end=2500
+  _globals['_SETWORKFLOWNODEREQUEST_OUTPUTPARAMETERSENTRY']._serialized_start=2445
+  _globals['_SETWORKFLOWNODEREQUEST_OUTPUTPARAMETERSENTRY']._serialized_end=2500
+  _globals['_SETWORKFLOWNODERESPONSE']._serialized_start=2502
+  _globals['_SETWORKFLOWNODERESPONSE']._serialized_end=2576
+  _globals['_RETRYWORKFLOWREQUEST']._serialized_start=2578
+  _globals['_RETRYWORKFLOWREQUEST']._serialized_end=2634
+  _globals['_RETRYWORKFLOWRESPONSE']._serialized_start=2636
+  _globals['_RETRYWORKFLOWRESPONSE']._serialized_end=2708
+  _globals['_RESUBMITWORKFLOWREQUEST']._serialized_start=2711
+  _globals['_RESUBMITWORKFLOWREQUEST']._serialized_end=2904
+  _globals['_RESUBMITWORKFLOWREQUEST_PARAMETERSENTRY']._serialized_start=412
+  _globals['_RESUBMITWORKFLOWREQUEST_PARAMETERSENTRY']._serialized_end=461
+  _globals['_RESUBMITWORKFLOWRESPONSE']._serialized_start=2906
+  _globals['_RESUBMITWORKFLOWRESPONSE']._serialized_end=2981
+  _globals['_ADMISSIONSERVICE']._serialized_start=2984
+  _globals['_ADMISSIONSERVICE']._serialized_end=4517
 # @@protoc_insertion_point(module_scope)

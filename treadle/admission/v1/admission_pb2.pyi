@@ -124,7 +124,9 @@ class SubmitWorkflowResponse(_message.Message):
     WORKFLOW_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def workflow(self) -> _workflow_pb2.Workflow:
-        """The stored workflow, with its assigned name and uid."""
+        """The workflow as admitted: its assigned name and uid, phase Pending and
+        resource_version "0". GetWorkflow or WatchWorkflow tell what happened since.
+        """
 
     def __init__(
         self,
@@ -206,7 +208,9 @@ class LintWorkflowResponse(_message.Message):
     WORKFLOW_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def workflow(self) -> _workflow_pb2.Workflow:
-        """The normalised workflow that would be submitted."""
+        """The normalised workflow that would be submitted. It is not stored, so it
+        has no uid, creation time or resource version.
+        """
 
     def __init__(
         self,
@@ -252,7 +256,9 @@ class GetWorkflowResponse(_message.Message):
     WORKFLOW_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def workflow(self) -> _workflow_pb2.Workflow:
-        """The workflow with its status."""
+        """The workflow with its status and every node; metadata.resource_version
+        names this state.
+        """
 
     def __init__(
         self,
@@ -269,25 +275,47 @@ Global___GetWorkflowResponse: _TypeAlias = GetWorkflowResponse  # noqa: Y015
 
 @_typing.final
 class ListWorkflowsRequest(_message.Message):
-    """Request for ListWorkflows."""
+    """Request for ListWorkflows. The filters combine: a workflow is listed when
+    it matches all of them.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    LABEL_SELECTOR_FIELD_NUMBER: _builtins.int
+    PHASES_FIELD_NUMBER: _builtins.int
+    NAME_PREFIX_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
     """Maximum number of workflows to return; the server caps it at 500. Zero means 100."""
     page_token: _builtins.str
-    """Opaque token from a previous response's next_page_token."""
+    """Opaque token from a previous response's next_page_token. It is valid only
+    with the same label_selector, phases and name_prefix.
+    """
+    label_selector: _builtins.str
+    """Kubernetes label selector: comma-separated requirements that must all
+    hold. Each is `key=value` (or `key==value`), `key!=value`,
+    `key in (v1,v2)`, `key notin (v1,v2)`, `key` (the label is set) or `!key`
+    (it is not). Example: `team=a,env in (dev,test),!canary`. Empty selects all.
+    """
+    name_prefix: _builtins.str
+    """Only workflows whose name starts with this text."""
+    @_builtins.property
+    def phases(self) -> _containers.RepeatedScalarFieldContainer[_workflow_pb2.WorkflowPhase.ValueType]:
+        """Only workflows in one of these phases. Empty means any phase."""
+
     def __init__(
         self,
         *,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        label_selector: _builtins.str = ...,
+        phases: _abc.Iterable[_workflow_pb2.WorkflowPhase.ValueType] | None = ...,
+        name_prefix: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["label_selector", b"label_selector", "name_prefix", b"name_prefix", "page_size", b"page_size", "page_token", b"page_token", "phases", b"phases"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -305,7 +333,11 @@ class ListWorkflowsResponse(_message.Message):
     """Token for the next page; empty on the last page."""
     @_builtins.property
     def workflows(self) -> _containers.RepeatedCompositeFieldContainer[_workflow_pb2.Workflow]:
-        """Workflows with their status; node maps are omitted to keep pages small."""
+        """Workflows with their status; node maps are omitted to keep pages small.
+        A filtered listing examines a bounded number of workflows per call, so a
+        page may hold fewer than page_size workflows, even none, while
+        next_page_token is set: keep paging until it is empty.
+        """
 
     def __init__(
         self,
@@ -328,16 +360,23 @@ class WatchWorkflowRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     NAME_FIELD_NUMBER: _builtins.int
+    RESOURCE_VERSION_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Workflow name."""
+    resource_version: _builtins.str
+    """Resume after this version: the metadata.resource_version of the last
+    event received before a reconnect. Only states with a greater version are
+    sent, so none is repeated. Empty starts with the current state.
+    """
     def __init__(
         self,
         *,
         name: _builtins.str = ...,
+        resource_version: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "resource_version", b"resource_version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -352,7 +391,10 @@ class WatchWorkflowResponse(_message.Message):
     WORKFLOW_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def workflow(self) -> _workflow_pb2.Workflow:
-        """The workflow's full state after the change."""
+        """The workflow's full state after the change, with every node. Each event
+        holds the whole state, so a state that was superseded before it could be
+        sent is folded into the next event rather than lost.
+        """
 
     def __init__(
         self,
@@ -465,3 +507,441 @@ class WorkflowLogsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___WorkflowLogsResponse: _TypeAlias = WorkflowLogsResponse  # noqa: Y015
+
+@_typing.final
+class SuspendWorkflowRequest(_message.Message):
+    """Request for SuspendWorkflow."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """Workflow name."""
+    request_id: _builtins.str
+    """Client-chosen id that makes the call idempotent: a retry with the same id
+    changes nothing more and returns the workflow's current state.
+    """
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SuspendWorkflowRequest: _TypeAlias = SuspendWorkflowRequest  # noqa: Y015
+
+@_typing.final
+class SuspendWorkflowResponse(_message.Message):
+    """Response for SuspendWorkflow."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKFLOW_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def workflow(self) -> _workflow_pb2.Workflow:
+        """The workflow after the call, with its resource version."""
+
+    def __init__(
+        self,
+        *,
+        workflow: _workflow_pb2.Workflow | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["workflow", b"workflow"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["workflow", b"workflow"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SuspendWorkflowResponse: _TypeAlias = SuspendWorkflowResponse  # noqa: Y015
+
+@_typing.final
+class ResumeWorkflowRequest(_message.Message):
+    """Request for ResumeWorkflow."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    NODE_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """Workflow name."""
+    node: _builtins.str
+    """Only this suspend node (id, name or display name). Empty resumes the
+    workflow and every waiting suspend node.
+    """
+    request_id: _builtins.str
+    """Client-chosen id that makes the call idempotent, as for SuspendWorkflow."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        node: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "node", b"node", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResumeWorkflowRequest: _TypeAlias = ResumeWorkflowRequest  # noqa: Y015
+
+@_typing.final
+class ResumeWorkflowResponse(_message.Message):
+    """Response for ResumeWorkflow."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKFLOW_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def workflow(self) -> _workflow_pb2.Workflow:
+        """The workflow after the call, with its resource version."""
+
+    def __init__(
+        self,
+        *,
+        workflow: _workflow_pb2.Workflow | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["workflow", b"workflow"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["workflow", b"workflow"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResumeWorkflowResponse: _TypeAlias = ResumeWorkflowResponse  # noqa: Y015
+
+@_typing.final
+class StopWorkflowRequest(_message.Message):
+    """Request for StopWorkflow."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """Workflow name."""
+    message: _builtins.str
+    """Recorded as the workflow's status message."""
+    request_id: _builtins.str
+    """Client-chosen id that makes the call idempotent, as for SuspendWorkflow."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        message: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["message", b"message", "name", b"name", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StopWorkflowRequest: _TypeAlias = StopWorkflowRequest  # noqa: Y015
+
+@_typing.final
+class StopWorkflowResponse(_message.Message):
+    """Response for StopWorkflow."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKFLOW_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def workflow(self) -> _workflow_pb2.Workflow:
+        """The workflow after the call, with its resource version."""
+
+    def __init__(
+        self,
+        *,
+        workflow: _workflow_pb2.Workflow | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["workflow", b"workflow"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["workflow", b"workflow"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StopWorkflowResponse: _TypeAlias = StopWorkflowResponse  # noqa: Y015
+
+@_typing.final
+class TerminateWorkflowRequest(_message.Message):
+    """Request for TerminateWorkflow."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """Workflow name."""
+    message: _builtins.str
+    """Recorded as the workflow's status message."""
+    request_id: _builtins.str
+    """Client-chosen id that makes the call idempotent, as for SuspendWorkflow."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        message: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["message", b"message", "name", b"name", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TerminateWorkflowRequest: _TypeAlias = TerminateWorkflowRequest  # noqa: Y015
+
+@_typing.final
+class TerminateWorkflowResponse(_message.Message):
+    """Response for TerminateWorkflow."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKFLOW_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def workflow(self) -> _workflow_pb2.Workflow:
+        """The workflow after the call, with its resource version."""
+
+    def __init__(
+        self,
+        *,
+        workflow: _workflow_pb2.Workflow | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["workflow", b"workflow"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["workflow", b"workflow"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TerminateWorkflowResponse: _TypeAlias = TerminateWorkflowResponse  # noqa: Y015
+
+@_typing.final
+class SetWorkflowNodeRequest(_message.Message):
+    """Request for SetWorkflowNode."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class OutputParametersEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    NAME_FIELD_NUMBER: _builtins.int
+    NODE_FIELD_NUMBER: _builtins.int
+    OUTPUT_PARAMETERS_FIELD_NUMBER: _builtins.int
+    PHASE_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """Workflow name."""
+    node: _builtins.str
+    """The suspend node: id, name or display name."""
+    phase: _workflow_pb2.NodePhase.ValueType
+    """SUCCEEDED resumes the node, FAILED or ERROR fails it; UNSPECIFIED leaves
+    it waiting.
+    """
+    message: _builtins.str
+    """Recorded as the node's message when it is failed."""
+    request_id: _builtins.str
+    """Client-chosen id that makes the call idempotent, as for SuspendWorkflow."""
+    @_builtins.property
+    def output_parameters(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Output parameter values by name, for parameters declared with
+        valueFrom.supplied.
+        """
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        node: _builtins.str = ...,
+        output_parameters: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        phase: _workflow_pb2.NodePhase.ValueType = ...,
+        message: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["message", b"message", "name", b"name", "node", b"node", "output_parameters", b"output_parameters", "phase", b"phase", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetWorkflowNodeRequest: _TypeAlias = SetWorkflowNodeRequest  # noqa: Y015
+
+@_typing.final
+class SetWorkflowNodeResponse(_message.Message):
+    """Response for SetWorkflowNode."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKFLOW_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def workflow(self) -> _workflow_pb2.Workflow:
+        """The workflow after the call, with its resource version."""
+
+    def __init__(
+        self,
+        *,
+        workflow: _workflow_pb2.Workflow | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["workflow", b"workflow"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["workflow", b"workflow"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetWorkflowNodeResponse: _TypeAlias = SetWorkflowNodeResponse  # noqa: Y015
+
+@_typing.final
+class RetryWorkflowRequest(_message.Message):
+    """Request for RetryWorkflow."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """Workflow name."""
+    request_id: _builtins.str
+    """Client-chosen id that makes the call idempotent: a retried call does not
+    start a second retry.
+    """
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RetryWorkflowRequest: _TypeAlias = RetryWorkflowRequest  # noqa: Y015
+
+@_typing.final
+class RetryWorkflowResponse(_message.Message):
+    """Response for RetryWorkflow."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKFLOW_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def workflow(self) -> _workflow_pb2.Workflow:
+        """The workflow after the call, with its resource version."""
+
+    def __init__(
+        self,
+        *,
+        workflow: _workflow_pb2.Workflow | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["workflow", b"workflow"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["workflow", b"workflow"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RetryWorkflowResponse: _TypeAlias = RetryWorkflowResponse  # noqa: Y015
+
+@_typing.final
+class ResubmitWorkflowRequest(_message.Message):
+    """Request for ResubmitWorkflow."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class ParametersEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    NAME_FIELD_NUMBER: _builtins.int
+    PARAMETERS_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """Name of the workflow whose spec is submitted again."""
+    request_id: _builtins.str
+    """Client-chosen id that makes the call idempotent: a retry with the same id
+    returns the workflow created by the first call.
+    """
+    @_builtins.property
+    def parameters(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Overrides of spec.arguments.parameters, by name."""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        parameters: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "parameters", b"parameters", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResubmitWorkflowRequest: _TypeAlias = ResubmitWorkflowRequest  # noqa: Y015
+
+@_typing.final
+class ResubmitWorkflowResponse(_message.Message):
+    """Response for ResubmitWorkflow."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKFLOW_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def workflow(self) -> _workflow_pb2.Workflow:
+        """The new workflow as admitted, as SubmitWorkflow returns it."""
+
+    def __init__(
+        self,
+        *,
+        workflow: _workflow_pb2.Workflow | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["workflow", b"workflow"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["workflow", b"workflow"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResubmitWorkflowResponse: _TypeAlias = ResubmitWorkflowResponse  # noqa: Y015

@@ -30,6 +30,11 @@ class AdmissionServiceStub:
     workflows, hands them to the scheduler, and answers every read a client
     makes about them. It owns the workflow records (spec and metadata); status
     comes from SchedulerService.
+
+    Conventions: every mutating call takes a `request_id` that makes a retry
+    safe; every returned workflow carries `metadata.resource_version`, which a
+    watch can resume from; lists page with opaque tokens. Failures carry
+    google.rpc.Status details (see docs/api.md for the code table).
     """
 
     def __init__(self, channel):
@@ -73,6 +78,41 @@ class AdmissionServiceStub:
                 request_serializer=treadle_dot_admission_dot_v1_dot_admission__pb2.WorkflowLogsRequest.SerializeToString,
                 response_deserializer=treadle_dot_admission_dot_v1_dot_admission__pb2.WorkflowLogsResponse.FromString,
                 _registered_method=True)
+        self.SuspendWorkflow = channel.unary_unary(
+                '/treadle.admission.v1.AdmissionService/SuspendWorkflow',
+                request_serializer=treadle_dot_admission_dot_v1_dot_admission__pb2.SuspendWorkflowRequest.SerializeToString,
+                response_deserializer=treadle_dot_admission_dot_v1_dot_admission__pb2.SuspendWorkflowResponse.FromString,
+                _registered_method=True)
+        self.ResumeWorkflow = channel.unary_unary(
+                '/treadle.admission.v1.AdmissionService/ResumeWorkflow',
+                request_serializer=treadle_dot_admission_dot_v1_dot_admission__pb2.ResumeWorkflowRequest.SerializeToString,
+                response_deserializer=treadle_dot_admission_dot_v1_dot_admission__pb2.ResumeWorkflowResponse.FromString,
+                _registered_method=True)
+        self.StopWorkflow = channel.unary_unary(
+                '/treadle.admission.v1.AdmissionService/StopWorkflow',
+                request_serializer=treadle_dot_admission_dot_v1_dot_admission__pb2.StopWorkflowRequest.SerializeToString,
+                response_deserializer=treadle_dot_admission_dot_v1_dot_admission__pb2.StopWorkflowResponse.FromString,
+                _registered_method=True)
+        self.TerminateWorkflow = channel.unary_unary(
+                '/treadle.admission.v1.AdmissionService/TerminateWorkflow',
+                request_serializer=treadle_dot_admission_dot_v1_dot_admission__pb2.TerminateWorkflowRequest.SerializeToString,
+                response_deserializer=treadle_dot_admission_dot_v1_dot_admission__pb2.TerminateWorkflowResponse.FromString,
+                _registered_method=True)
+        self.SetWorkflowNode = channel.unary_unary(
+                '/treadle.admission.v1.AdmissionService/SetWorkflowNode',
+                request_serializer=treadle_dot_admission_dot_v1_dot_admission__pb2.SetWorkflowNodeRequest.SerializeToString,
+                response_deserializer=treadle_dot_admission_dot_v1_dot_admission__pb2.SetWorkflowNodeResponse.FromString,
+                _registered_method=True)
+        self.RetryWorkflow = channel.unary_unary(
+                '/treadle.admission.v1.AdmissionService/RetryWorkflow',
+                request_serializer=treadle_dot_admission_dot_v1_dot_admission__pb2.RetryWorkflowRequest.SerializeToString,
+                response_deserializer=treadle_dot_admission_dot_v1_dot_admission__pb2.RetryWorkflowResponse.FromString,
+                _registered_method=True)
+        self.ResubmitWorkflow = channel.unary_unary(
+                '/treadle.admission.v1.AdmissionService/ResubmitWorkflow',
+                request_serializer=treadle_dot_admission_dot_v1_dot_admission__pb2.ResubmitWorkflowRequest.SerializeToString,
+                response_deserializer=treadle_dot_admission_dot_v1_dot_admission__pb2.ResubmitWorkflowResponse.FromString,
+                _registered_method=True)
 
 
 class AdmissionServiceServicer:
@@ -80,6 +120,11 @@ class AdmissionServiceServicer:
     workflows, hands them to the scheduler, and answers every read a client
     makes about them. It owns the workflow records (spec and metadata); status
     comes from SchedulerService.
+
+    Conventions: every mutating call takes a `request_id` that makes a retry
+    safe; every returned workflow carries `metadata.resource_version`, which a
+    watch can resume from; lists page with opaque tokens. Failures carry
+    google.rpc.Status details (see docs/api.md for the code table).
     """
 
     def SubmitWorkflow(self, request, context):
@@ -105,15 +150,16 @@ class AdmissionServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListWorkflows(self, request, context):
-        """Lists workflows, newest first.
+        """Lists workflows, newest first, filtered by labels, phase and name prefix.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def WatchWorkflow(self, request, context):
-        """Streams a workflow's state: the current state first, then every change,
-        ending after the workflow reaches a final phase.
+        """Streams a workflow's state: the current state first (or, when resuming,
+        the first state newer than the given resource version), then every
+        change, ending after the workflow reaches a final phase.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -128,6 +174,61 @@ class AdmissionServiceServicer:
 
     def WorkflowLogs(self, request, context):
         """Streams the saved logs of a workflow's steps, one line per message.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SuspendWorkflow(self, request, context):
+        """Holds back new steps of a running workflow until it is resumed. Steps
+        already running go on. A finished workflow gets FAILED_PRECONDITION.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResumeWorkflow(self, request, context):
+        """Resumes a suspended workflow, or one waiting suspend node. A finished
+        workflow gets FAILED_PRECONDITION.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StopWorkflow(self, request, context):
+        """Fails a running workflow now: running steps are killed, exit handlers
+        still run.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def TerminateWorkflow(self, request, context):
+        """Fails a running workflow now, without running exit handlers.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetWorkflowNode(self, request, context):
+        """Supplies output parameters of a waiting suspend node, and optionally
+        finishes it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RetryWorkflow(self, request, context):
+        """Runs a failed workflow again under the same name: failed nodes re-run,
+        succeeded nodes keep their outputs.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResubmitWorkflow(self, request, context):
+        """Submits a new workflow with the spec of an existing one, named after it
+        (its name plus five random characters) and labelled with where it came from.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -171,6 +272,41 @@ def add_AdmissionServiceServicer_to_server(servicer, server):
                     request_deserializer=treadle_dot_admission_dot_v1_dot_admission__pb2.WorkflowLogsRequest.FromString,
                     response_serializer=treadle_dot_admission_dot_v1_dot_admission__pb2.WorkflowLogsResponse.SerializeToString,
             ),
+            'SuspendWorkflow': grpc.unary_unary_rpc_method_handler(
+                    servicer.SuspendWorkflow,
+                    request_deserializer=treadle_dot_admission_dot_v1_dot_admission__pb2.SuspendWorkflowRequest.FromString,
+                    response_serializer=treadle_dot_admission_dot_v1_dot_admission__pb2.SuspendWorkflowResponse.SerializeToString,
+            ),
+            'ResumeWorkflow': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResumeWorkflow,
+                    request_deserializer=treadle_dot_admission_dot_v1_dot_admission__pb2.ResumeWorkflowRequest.FromString,
+                    response_serializer=treadle_dot_admission_dot_v1_dot_admission__pb2.ResumeWorkflowResponse.SerializeToString,
+            ),
+            'StopWorkflow': grpc.unary_unary_rpc_method_handler(
+                    servicer.StopWorkflow,
+                    request_deserializer=treadle_dot_admission_dot_v1_dot_admission__pb2.StopWorkflowRequest.FromString,
+                    response_serializer=treadle_dot_admission_dot_v1_dot_admission__pb2.StopWorkflowResponse.SerializeToString,
+            ),
+            'TerminateWorkflow': grpc.unary_unary_rpc_method_handler(
+                    servicer.TerminateWorkflow,
+                    request_deserializer=treadle_dot_admission_dot_v1_dot_admission__pb2.TerminateWorkflowRequest.FromString,
+                    response_serializer=treadle_dot_admission_dot_v1_dot_admission__pb2.TerminateWorkflowResponse.SerializeToString,
+            ),
+            'SetWorkflowNode': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetWorkflowNode,
+                    request_deserializer=treadle_dot_admission_dot_v1_dot_admission__pb2.SetWorkflowNodeRequest.FromString,
+                    response_serializer=treadle_dot_admission_dot_v1_dot_admission__pb2.SetWorkflowNodeResponse.SerializeToString,
+            ),
+            'RetryWorkflow': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetryWorkflow,
+                    request_deserializer=treadle_dot_admission_dot_v1_dot_admission__pb2.RetryWorkflowRequest.FromString,
+                    response_serializer=treadle_dot_admission_dot_v1_dot_admission__pb2.RetryWorkflowResponse.SerializeToString,
+            ),
+            'ResubmitWorkflow': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResubmitWorkflow,
+                    request_deserializer=treadle_dot_admission_dot_v1_dot_admission__pb2.ResubmitWorkflowRequest.FromString,
+                    response_serializer=treadle_dot_admission_dot_v1_dot_admission__pb2.ResubmitWorkflowResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'treadle.admission.v1.AdmissionService', rpc_method_handlers)
@@ -184,6 +320,11 @@ class AdmissionService:
     workflows, hands them to the scheduler, and answers every read a client
     makes about them. It owns the workflow records (spec and metadata); status
     comes from SchedulerService.
+
+    Conventions: every mutating call takes a `request_id` that makes a retry
+    safe; every returned workflow carries `metadata.resource_version`, which a
+    watch can resume from; lists page with opaque tokens. Failures carry
+    google.rpc.Status details (see docs/api.md for the code table).
     """
 
     @staticmethod
@@ -365,6 +506,195 @@ class AdmissionService:
             '/treadle.admission.v1.AdmissionService/WorkflowLogs',
             treadle_dot_admission_dot_v1_dot_admission__pb2.WorkflowLogsRequest.SerializeToString,
             treadle_dot_admission_dot_v1_dot_admission__pb2.WorkflowLogsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SuspendWorkflow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/treadle.admission.v1.AdmissionService/SuspendWorkflow',
+            treadle_dot_admission_dot_v1_dot_admission__pb2.SuspendWorkflowRequest.SerializeToString,
+            treadle_dot_admission_dot_v1_dot_admission__pb2.SuspendWorkflowResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResumeWorkflow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/treadle.admission.v1.AdmissionService/ResumeWorkflow',
+            treadle_dot_admission_dot_v1_dot_admission__pb2.ResumeWorkflowRequest.SerializeToString,
+            treadle_dot_admission_dot_v1_dot_admission__pb2.ResumeWorkflowResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StopWorkflow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/treadle.admission.v1.AdmissionService/StopWorkflow',
+            treadle_dot_admission_dot_v1_dot_admission__pb2.StopWorkflowRequest.SerializeToString,
+            treadle_dot_admission_dot_v1_dot_admission__pb2.StopWorkflowResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TerminateWorkflow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/treadle.admission.v1.AdmissionService/TerminateWorkflow',
+            treadle_dot_admission_dot_v1_dot_admission__pb2.TerminateWorkflowRequest.SerializeToString,
+            treadle_dot_admission_dot_v1_dot_admission__pb2.TerminateWorkflowResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetWorkflowNode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/treadle.admission.v1.AdmissionService/SetWorkflowNode',
+            treadle_dot_admission_dot_v1_dot_admission__pb2.SetWorkflowNodeRequest.SerializeToString,
+            treadle_dot_admission_dot_v1_dot_admission__pb2.SetWorkflowNodeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RetryWorkflow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/treadle.admission.v1.AdmissionService/RetryWorkflow',
+            treadle_dot_admission_dot_v1_dot_admission__pb2.RetryWorkflowRequest.SerializeToString,
+            treadle_dot_admission_dot_v1_dot_admission__pb2.RetryWorkflowResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResubmitWorkflow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/treadle.admission.v1.AdmissionService/ResubmitWorkflow',
+            treadle_dot_admission_dot_v1_dot_admission__pb2.ResubmitWorkflowRequest.SerializeToString,
+            treadle_dot_admission_dot_v1_dot_admission__pb2.ResubmitWorkflowResponse.FromString,
             options,
             channel_credentials,
             insecure,

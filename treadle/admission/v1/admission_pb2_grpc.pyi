@@ -31,6 +31,11 @@ class AdmissionServiceStub:
     workflows, hands them to the scheduler, and answers every read a client
     makes about them. It owns the workflow records (spec and metadata); status
     comes from SchedulerService.
+
+    Conventions: every mutating call takes a `request_id` that makes a retry
+    safe; every returned workflow carries `metadata.resource_version`, which a
+    watch can resume from; lists page with opaque tokens. Failures carry
+    google.rpc.Status details (see docs/api.md for the code table).
     """
 
     @_typing.overload
@@ -46,15 +51,42 @@ class AdmissionServiceStub:
     GetWorkflow: _grpc.UnaryUnaryMultiCallable[_admission_pb2.GetWorkflowRequest, _admission_pb2.GetWorkflowResponse]
     """Returns one workflow with its current status."""
     ListWorkflows: _grpc.UnaryUnaryMultiCallable[_admission_pb2.ListWorkflowsRequest, _admission_pb2.ListWorkflowsResponse]
-    """Lists workflows, newest first."""
+    """Lists workflows, newest first, filtered by labels, phase and name prefix."""
     WatchWorkflow: _grpc.UnaryStreamMultiCallable[_admission_pb2.WatchWorkflowRequest, _admission_pb2.WatchWorkflowResponse]
-    """Streams a workflow's state: the current state first, then every change,
-    ending after the workflow reaches a final phase.
+    """Streams a workflow's state: the current state first (or, when resuming,
+    the first state newer than the given resource version), then every
+    change, ending after the workflow reaches a final phase.
     """
     DeleteWorkflow: _grpc.UnaryUnaryMultiCallable[_admission_pb2.DeleteWorkflowRequest, _admission_pb2.DeleteWorkflowResponse]
     """Stops a workflow if it runs, and deletes it with its recorded outputs."""
     WorkflowLogs: _grpc.UnaryStreamMultiCallable[_admission_pb2.WorkflowLogsRequest, _admission_pb2.WorkflowLogsResponse]
     """Streams the saved logs of a workflow's steps, one line per message."""
+    SuspendWorkflow: _grpc.UnaryUnaryMultiCallable[_admission_pb2.SuspendWorkflowRequest, _admission_pb2.SuspendWorkflowResponse]
+    """Holds back new steps of a running workflow until it is resumed. Steps
+    already running go on. A finished workflow gets FAILED_PRECONDITION.
+    """
+    ResumeWorkflow: _grpc.UnaryUnaryMultiCallable[_admission_pb2.ResumeWorkflowRequest, _admission_pb2.ResumeWorkflowResponse]
+    """Resumes a suspended workflow, or one waiting suspend node. A finished
+    workflow gets FAILED_PRECONDITION.
+    """
+    StopWorkflow: _grpc.UnaryUnaryMultiCallable[_admission_pb2.StopWorkflowRequest, _admission_pb2.StopWorkflowResponse]
+    """Fails a running workflow now: running steps are killed, exit handlers
+    still run.
+    """
+    TerminateWorkflow: _grpc.UnaryUnaryMultiCallable[_admission_pb2.TerminateWorkflowRequest, _admission_pb2.TerminateWorkflowResponse]
+    """Fails a running workflow now, without running exit handlers."""
+    SetWorkflowNode: _grpc.UnaryUnaryMultiCallable[_admission_pb2.SetWorkflowNodeRequest, _admission_pb2.SetWorkflowNodeResponse]
+    """Supplies output parameters of a waiting suspend node, and optionally
+    finishes it.
+    """
+    RetryWorkflow: _grpc.UnaryUnaryMultiCallable[_admission_pb2.RetryWorkflowRequest, _admission_pb2.RetryWorkflowResponse]
+    """Runs a failed workflow again under the same name: failed nodes re-run,
+    succeeded nodes keep their outputs.
+    """
+    ResubmitWorkflow: _grpc.UnaryUnaryMultiCallable[_admission_pb2.ResubmitWorkflowRequest, _admission_pb2.ResubmitWorkflowResponse]
+    """Submits a new workflow with the spec of an existing one, named after it
+    (its name plus five random characters) and labelled with where it came from.
+    """
 
 @_typing.type_check_only
 class AdmissionServiceAsyncStub(AdmissionServiceStub):
@@ -62,6 +94,11 @@ class AdmissionServiceAsyncStub(AdmissionServiceStub):
     workflows, hands them to the scheduler, and answers every read a client
     makes about them. It owns the workflow records (spec and metadata); status
     comes from SchedulerService.
+
+    Conventions: every mutating call takes a `request_id` that makes a retry
+    safe; every returned workflow carries `metadata.resource_version`, which a
+    watch can resume from; lists page with opaque tokens. Failures carry
+    google.rpc.Status details (see docs/api.md for the code table).
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -74,21 +111,53 @@ class AdmissionServiceAsyncStub(AdmissionServiceStub):
     GetWorkflow: _aio.UnaryUnaryMultiCallable[_admission_pb2.GetWorkflowRequest, _admission_pb2.GetWorkflowResponse]  # type: ignore[assignment]
     """Returns one workflow with its current status."""
     ListWorkflows: _aio.UnaryUnaryMultiCallable[_admission_pb2.ListWorkflowsRequest, _admission_pb2.ListWorkflowsResponse]  # type: ignore[assignment]
-    """Lists workflows, newest first."""
+    """Lists workflows, newest first, filtered by labels, phase and name prefix."""
     WatchWorkflow: _aio.UnaryStreamMultiCallable[_admission_pb2.WatchWorkflowRequest, _admission_pb2.WatchWorkflowResponse]  # type: ignore[assignment]
-    """Streams a workflow's state: the current state first, then every change,
-    ending after the workflow reaches a final phase.
+    """Streams a workflow's state: the current state first (or, when resuming,
+    the first state newer than the given resource version), then every
+    change, ending after the workflow reaches a final phase.
     """
     DeleteWorkflow: _aio.UnaryUnaryMultiCallable[_admission_pb2.DeleteWorkflowRequest, _admission_pb2.DeleteWorkflowResponse]  # type: ignore[assignment]
     """Stops a workflow if it runs, and deletes it with its recorded outputs."""
     WorkflowLogs: _aio.UnaryStreamMultiCallable[_admission_pb2.WorkflowLogsRequest, _admission_pb2.WorkflowLogsResponse]  # type: ignore[assignment]
     """Streams the saved logs of a workflow's steps, one line per message."""
+    SuspendWorkflow: _aio.UnaryUnaryMultiCallable[_admission_pb2.SuspendWorkflowRequest, _admission_pb2.SuspendWorkflowResponse]  # type: ignore[assignment]
+    """Holds back new steps of a running workflow until it is resumed. Steps
+    already running go on. A finished workflow gets FAILED_PRECONDITION.
+    """
+    ResumeWorkflow: _aio.UnaryUnaryMultiCallable[_admission_pb2.ResumeWorkflowRequest, _admission_pb2.ResumeWorkflowResponse]  # type: ignore[assignment]
+    """Resumes a suspended workflow, or one waiting suspend node. A finished
+    workflow gets FAILED_PRECONDITION.
+    """
+    StopWorkflow: _aio.UnaryUnaryMultiCallable[_admission_pb2.StopWorkflowRequest, _admission_pb2.StopWorkflowResponse]  # type: ignore[assignment]
+    """Fails a running workflow now: running steps are killed, exit handlers
+    still run.
+    """
+    TerminateWorkflow: _aio.UnaryUnaryMultiCallable[_admission_pb2.TerminateWorkflowRequest, _admission_pb2.TerminateWorkflowResponse]  # type: ignore[assignment]
+    """Fails a running workflow now, without running exit handlers."""
+    SetWorkflowNode: _aio.UnaryUnaryMultiCallable[_admission_pb2.SetWorkflowNodeRequest, _admission_pb2.SetWorkflowNodeResponse]  # type: ignore[assignment]
+    """Supplies output parameters of a waiting suspend node, and optionally
+    finishes it.
+    """
+    RetryWorkflow: _aio.UnaryUnaryMultiCallable[_admission_pb2.RetryWorkflowRequest, _admission_pb2.RetryWorkflowResponse]  # type: ignore[assignment]
+    """Runs a failed workflow again under the same name: failed nodes re-run,
+    succeeded nodes keep their outputs.
+    """
+    ResubmitWorkflow: _aio.UnaryUnaryMultiCallable[_admission_pb2.ResubmitWorkflowRequest, _admission_pb2.ResubmitWorkflowResponse]  # type: ignore[assignment]
+    """Submits a new workflow with the spec of an existing one, named after it
+    (its name plus five random characters) and labelled with where it came from.
+    """
 
 class AdmissionServiceServicer(metaclass=_abc_1.ABCMeta):
     """AdmissionService is the front door: it validates and stores submitted
     workflows, hands them to the scheduler, and answers every read a client
     makes about them. It owns the workflow records (spec and metadata); status
     comes from SchedulerService.
+
+    Conventions: every mutating call takes a `request_id` that makes a retry
+    safe; every returned workflow carries `metadata.resource_version`, which a
+    watch can resume from; lists page with opaque tokens. Failures carry
+    google.rpc.Status details (see docs/api.md for the code table).
     """
 
     @_abc_1.abstractmethod
@@ -123,7 +192,7 @@ class AdmissionServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _admission_pb2.ListWorkflowsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_admission_pb2.ListWorkflowsResponse, _abc.Awaitable[_admission_pb2.ListWorkflowsResponse]]:
-        """Lists workflows, newest first."""
+        """Lists workflows, newest first, filtered by labels, phase and name prefix."""
 
     @_abc_1.abstractmethod
     def WatchWorkflow(
@@ -131,8 +200,9 @@ class AdmissionServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _admission_pb2.WatchWorkflowRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_admission_pb2.WatchWorkflowResponse], _abc.AsyncIterator[_admission_pb2.WatchWorkflowResponse]]:
-        """Streams a workflow's state: the current state first, then every change,
-        ending after the workflow reaches a final phase.
+        """Streams a workflow's state: the current state first (or, when resuming,
+        the first state newer than the given resource version), then every
+        change, ending after the workflow reaches a final phase.
         """
 
     @_abc_1.abstractmethod
@@ -150,5 +220,73 @@ class AdmissionServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_admission_pb2.WorkflowLogsResponse], _abc.AsyncIterator[_admission_pb2.WorkflowLogsResponse]]:
         """Streams the saved logs of a workflow's steps, one line per message."""
+
+    @_abc_1.abstractmethod
+    def SuspendWorkflow(
+        self,
+        request: _admission_pb2.SuspendWorkflowRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admission_pb2.SuspendWorkflowResponse, _abc.Awaitable[_admission_pb2.SuspendWorkflowResponse]]:
+        """Holds back new steps of a running workflow until it is resumed. Steps
+        already running go on. A finished workflow gets FAILED_PRECONDITION.
+        """
+
+    @_abc_1.abstractmethod
+    def ResumeWorkflow(
+        self,
+        request: _admission_pb2.ResumeWorkflowRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admission_pb2.ResumeWorkflowResponse, _abc.Awaitable[_admission_pb2.ResumeWorkflowResponse]]:
+        """Resumes a suspended workflow, or one waiting suspend node. A finished
+        workflow gets FAILED_PRECONDITION.
+        """
+
+    @_abc_1.abstractmethod
+    def StopWorkflow(
+        self,
+        request: _admission_pb2.StopWorkflowRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admission_pb2.StopWorkflowResponse, _abc.Awaitable[_admission_pb2.StopWorkflowResponse]]:
+        """Fails a running workflow now: running steps are killed, exit handlers
+        still run.
+        """
+
+    @_abc_1.abstractmethod
+    def TerminateWorkflow(
+        self,
+        request: _admission_pb2.TerminateWorkflowRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admission_pb2.TerminateWorkflowResponse, _abc.Awaitable[_admission_pb2.TerminateWorkflowResponse]]:
+        """Fails a running workflow now, without running exit handlers."""
+
+    @_abc_1.abstractmethod
+    def SetWorkflowNode(
+        self,
+        request: _admission_pb2.SetWorkflowNodeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admission_pb2.SetWorkflowNodeResponse, _abc.Awaitable[_admission_pb2.SetWorkflowNodeResponse]]:
+        """Supplies output parameters of a waiting suspend node, and optionally
+        finishes it.
+        """
+
+    @_abc_1.abstractmethod
+    def RetryWorkflow(
+        self,
+        request: _admission_pb2.RetryWorkflowRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admission_pb2.RetryWorkflowResponse, _abc.Awaitable[_admission_pb2.RetryWorkflowResponse]]:
+        """Runs a failed workflow again under the same name: failed nodes re-run,
+        succeeded nodes keep their outputs.
+        """
+
+    @_abc_1.abstractmethod
+    def ResubmitWorkflow(
+        self,
+        request: _admission_pb2.ResubmitWorkflowRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admission_pb2.ResubmitWorkflowResponse, _abc.Awaitable[_admission_pb2.ResubmitWorkflowResponse]]:
+        """Submits a new workflow with the spec of an existing one, named after it
+        (its name plus five random characters) and labelled with where it came from.
+        """
 
 def add_AdmissionServiceServicer_to_server(servicer: AdmissionServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

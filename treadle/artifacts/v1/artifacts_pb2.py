@@ -22,41 +22,54 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from treadle.workflow.v1 import workflow_pb2 as treadle_dot_workflow_dot_v1_dot_workflow__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$treadle/artifacts/v1/artifacts.proto\x12\x14treadle.artifacts.v1\"\x9e\x01\n\x15UploadArtifactRequest\x12\x34\n\x06header\x18\x01 \x01(\x0b\x32\".treadle.artifacts.v1.UploadHeaderH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x12\x36\n\x07trailer\x18\x03 \x01(\x0b\x32#.treadle.artifacts.v1.UploadTrailerH\x00\x42\x06\n\x04part\"Y\n\x0cUploadHeader\x12\x10\n\x08workflow\x18\x01 \x01(\t\x12\x10\n\x08pod_name\x18\x02 \x01(\t\x12\x15\n\rartifact_name\x18\x03 \x01(\t\x12\x0e\n\x06suffix\x18\x04 \x01(\t\"\x1f\n\rUploadTrailer\x12\x0e\n\x06sha256\x18\x01 \x01(\t\"J\n\x16UploadArtifactResponse\x12\x30\n\x04info\x18\x01 \x01(\x0b\x32\".treadle.artifacts.v1.ArtifactInfo\"?\n\x0c\x41rtifactInfo\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x12\n\nsize_bytes\x18\x02 \x01(\x03\x12\x0e\n\x06sha256\x18\x03 \x01(\t\"&\n\x17\x44ownloadArtifactRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\"g\n\x18\x44ownloadArtifactResponse\x12\x32\n\x04info\x18\x01 \x01(\x0b\x32\".treadle.artifacts.v1.ArtifactInfoH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"\"\n\x13StatArtifactRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\"H\n\x14StatArtifactResponse\x12\x30\n\x04info\x18\x01 \x01(\x0b\x32\".treadle.artifacts.v1.ArtifactInfo\"M\n\x14ListArtifactsRequest\x12\x0e\n\x06prefix\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"g\n\x15ListArtifactsResponse\x12\x35\n\tartifacts\x18\x01 \x03(\x0b\x32\".treadle.artifacts.v1.ArtifactInfo\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"$\n\x15\x44\x65leteArtifactRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\"\x18\n\x16\x44\x65leteArtifactResponse2\xb3\x04\n\x0f\x41rtifactService\x12m\n\x0eUploadArtifact\x12+.treadle.artifacts.v1.UploadArtifactRequest\x1a,.treadle.artifacts.v1.UploadArtifactResponse(\x01\x12s\n\x10\x44ownloadArtifact\x12-.treadle.artifacts.v1.DownloadArtifactRequest\x1a..treadle.artifacts.v1.DownloadArtifactResponse0\x01\x12\x65\n\x0cStatArtifact\x12).treadle.artifacts.v1.StatArtifactRequest\x1a*.treadle.artifacts.v1.StatArtifactResponse\x12h\n\rListArtifacts\x12*.treadle.artifacts.v1.ListArtifactsRequest\x1a+.treadle.artifacts.v1.ListArtifactsResponse\x12k\n\x0e\x44\x65leteArtifact\x12+.treadle.artifacts.v1.DeleteArtifactRequest\x1a,.treadle.artifacts.v1.DeleteArtifactResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$treadle/artifacts/v1/artifacts.proto\x12\x14treadle.artifacts.v1\x1a\"treadle/workflow/v1/workflow.proto\"\x9e\x01\n\x15UploadArtifactRequest\x12\x34\n\x06header\x18\x01 \x01(\x0b\x32\".treadle.artifacts.v1.UploadHeaderH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x12\x36\n\x07trailer\x18\x03 \x01(\x0b\x32#.treadle.artifacts.v1.UploadTrailerH\x00\x42\x06\n\x04part\"\x8a\x01\n\x0cUploadHeader\x12\x10\n\x08workflow\x18\x01 \x01(\t\x12\x10\n\x08pod_name\x18\x02 \x01(\t\x12\x15\n\rartifact_name\x18\x03 \x01(\t\x12\x0e\n\x06suffix\x18\x04 \x01(\t\x12\x12\n\nrepository\x18\x05 \x01(\t\x12\x0b\n\x03key\x18\x06 \x01(\t\x12\x0e\n\x06sha256\x18\x07 \x01(\t\"\x1f\n\rUploadTrailer\x12\x0e\n\x06sha256\x18\x01 \x01(\t\"J\n\x16UploadArtifactResponse\x12\x30\n\x04info\x18\x01 \x01(\x0b\x32\".treadle.artifacts.v1.ArtifactInfo\"S\n\x0c\x41rtifactInfo\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x12\n\nsize_bytes\x18\x02 \x01(\x03\x12\x0e\n\x06sha256\x18\x03 \x01(\t\x12\x12\n\nrepository\x18\x04 \x01(\t\":\n\x17\x44ownloadArtifactRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x12\n\nrepository\x18\x02 \x01(\t\"g\n\x18\x44ownloadArtifactResponse\x12\x32\n\x04info\x18\x01 \x01(\x0b\x32\".treadle.artifacts.v1.ArtifactInfoH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"6\n\x13StatArtifactRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x12\n\nrepository\x18\x02 \x01(\t\"H\n\x14StatArtifactResponse\x12\x30\n\x04info\x18\x01 \x01(\x0b\x32\".treadle.artifacts.v1.ArtifactInfo\"a\n\x14ListArtifactsRequest\x12\x0e\n\x06prefix\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\x12\n\nrepository\x18\x04 \x01(\t\"g\n\x15ListArtifactsResponse\x12\x35\n\tartifacts\x18\x01 \x03(\x0b\x32\".treadle.artifacts.v1.ArtifactInfo\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"8\n\x15\x44\x65leteArtifactRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x12\n\nrepository\x18\x02 \x01(\t\"\x18\n\x16\x44\x65leteArtifactResponse\"\x80\x01\n\x15ImportArtifactRequest\x12\x10\n\x08workflow\x18\x01 \x01(\t\x12\x10\n\x08pod_name\x18\x02 \x01(\t\x12\x12\n\nrepository\x18\x03 \x01(\t\x12/\n\x08\x61rtifact\x18\x04 \x01(\x0b\x32\x1d.treadle.workflow.v1.Artifact\"[\n\x16ImportArtifactResponse\x12\x30\n\x04info\x18\x01 \x01(\x0b\x32\".treadle.artifacts.v1.ArtifactInfo\x12\x0f\n\x07\x61rchive\x18\x02 \x01(\t\"n\n\x1e\x44\x65leteWorkflowArtifactsRequest\x12\x10\n\x08workflow\x18\x01 \x01(\t\x12\x12\n\nrepository\x18\x02 \x01(\t\x12\x0c\n\x04keys\x18\x03 \x03(\t\x12\x18\n\x10\x61ll_under_prefix\x18\x04 \x01(\x08\"W\n\x1f\x44\x65leteWorkflowArtifactsResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\x05\x12\x11\n\tkept_keys\x18\x02 \x03(\t\x12\x10\n\x08\x63omplete\x18\x03 \x01(\x08\"$\n\x14GetRepositoryRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"K\n\x15GetRepositoryResponse\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08location\x18\x02 \x01(\t\x12\x12\n\nkey_format\x18\x03 \x01(\t2\x93\x07\n\x0f\x41rtifactService\x12m\n\x0eUploadArtifact\x12+.treadle.artifacts.v1.UploadArtifactRequest\x1a,.treadle.artifacts.v1.UploadArtifactResponse(\x01\x12s\n\x10\x44ownloadArtifact\x12-.treadle.artifacts.v1.DownloadArtifactRequest\x1a..treadle.artifacts.v1.DownloadArtifactResponse0\x01\x12\x65\n\x0cStatArtifact\x12).treadle.artifacts.v1.StatArtifactRequest\x1a*.treadle.artifacts.v1.StatArtifactResponse\x12h\n\rListArtifacts\x12*.treadle.artifacts.v1.ListArtifactsRequest\x1a+.treadle.artifacts.v1.ListArtifactsResponse\x12k\n\x0e\x44\x65leteArtifact\x12+.treadle.artifacts.v1.DeleteArtifactRequest\x1a,.treadle.artifacts.v1.DeleteArtifactResponse\x12k\n\x0eImportArtifact\x12+.treadle.artifacts.v1.ImportArtifactRequest\x1a,.treadle.artifacts.v1.ImportArtifactResponse\x12\x86\x01\n\x17\x44\x65leteWorkflowArtifacts\x12\x34.treadle.artifacts.v1.DeleteWorkflowArtifactsRequest\x1a\x35.treadle.artifacts.v1.DeleteWorkflowArtifactsResponse\x12h\n\rGetRepository\x12*.treadle.artifacts.v1.GetRepositoryRequest\x1a+.treadle.artifacts.v1.GetRepositoryResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'treadle.artifacts.v1.artifacts_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_UPLOADARTIFACTREQUEST']._serialized_start=63
-  _globals['_UPLOADARTIFACTREQUEST']._serialized_end=221
-  _globals['_UPLOADHEADER']._serialized_start=223
-  _globals['_UPLOADHEADER']._serialized_end=312
-  _globals['_UPLOADTRAILER']._serialized_start=314
-  _globals['_UPLOADTRAILER']._serialized_end=345
-  _globals['_UPLOADARTIFACTRESPONSE']._serialized_start=347
-  _globals['_UPLOADARTIFACTRESPONSE']._serialized_end=421
-  _globals['_ARTIFACTINFO']._serialized_start=423
-  _globals['_ARTIFACTINFO']._serialized_end=486
-  _globals['_DOWNLOADARTIFACTREQUEST']._serialized_start=488
-  _globals['_DOWNLOADARTIFACTREQUEST']._serialized_end=526
-  _globals['_DOWNLOADARTIFACTRESPONSE']._serialized_start=528
-  _globals['_DOWNLOADARTIFACTRESPONSE']._serialized_end=631
-  _globals['_STATARTIFACTREQUEST']._serialized_start=633
-  _globals['_STATARTIFACTREQUEST']._serialized_end=667
-  _globals['_STATARTIFACTRESPONSE']._serialized_start=669
-  _globals['_STATARTIFACTRESPONSE']._serialized_end=741
-  _globals['_LISTARTIFACTSREQUEST']._serialized_start=743
-  _globals['_LISTARTIFACTSREQUEST']._serialized_end=820
-  _globals['_LISTARTIFACTSRESPONSE']._serialized_start=822
-  _globals['_LISTARTIFACTSRESPONSE']._serialized_end=925
-  _globals['_DELETEARTIFACTREQUEST']._serialized_start=927
-  _globals['_DELETEARTIFACTREQUEST']._serialized_end=963
-  _globals['_DELETEARTIFACTRESPONSE']._serialized_start=965
-  _globals['_DELETEARTIFACTRESPONSE']._serialized_end=989
-  _globals['_ARTIFACTSERVICE']._serialized_start=992
-  _globals['_ARTIFACTSERVICE']._serialized_end=1555
+  _globals['_UPLOADARTIFACTREQUEST']._serialized_start=99
+  _globals['_UPLOADARTIFACTREQUEST']._serialized_end=257
+  _globals['_UPLOADHEADER']._serialized_start=260
+  _globals['_UPLOADHEADER']._serialized_end=398
+  _globals['_UPLOADTRAILER']._serialized_start=400
+  _globals['_UPLOADTRAILER']._serialized_end=431
+  _globals['_UPLOADARTIFACTRESPONSE']._serialized_start=433
+  _globals['_UPLOADARTIFACTRESPONSE']._serialized_end=507
+  _globals['_ARTIFACTINFO']._serialized_start=509
+  _globals['_ARTIFACTINFO']._serialized_end=592
+  _globals['_DOWNLOADARTIFACTREQUEST']._serialized_start=594
+  _globals['_DOWNLOADARTIFACTREQUEST']._serialized_end=652
+  _globals['_DOWNLOADARTIFACTRESPONSE']._serialized_start=654
+  _globals['_DOWNLOADARTIFACTRESPONSE']._serialized_end=757
+  _globals['_STATARTIFACTREQUEST']._serialized_start=759
+  _globals['_STATARTIFACTREQUEST']._serialized_end=813
+  _globals['_STATARTIFACTRESPONSE']._serialized_start=815
+  _globals['_STATARTIFACTRESPONSE']._serialized_end=887
+  _globals['_LISTARTIFACTSREQUEST']._serialized_start=889
+  _globals['_LISTARTIFACTSREQUEST']._serialized_end=986
+  _globals['_LISTARTIFACTSRESPONSE']._serialized_start=988
+  _globals['_LISTARTIFACTSRESPONSE']._serialized_end=1091
+  _globals['_DELETEARTIFACTREQUEST']._serialized_start=1093
+  _globals['_DELETEARTIFACTREQUEST']._serialized_end=1149
+  _globals['_DELETEARTIFACTRESPONSE']._serialized_start=1151
+  _globals['_DELETEARTIFACTRESPONSE']._serialized_end=1175
+  _globals['_IMPORTARTIFACTREQUEST']._serialized_start=1178
+  _globals['_IMPORTARTIFACTREQUEST']._serialized_end=1306
+  _globals['_IMPORTARTIFACTRESPONSE']._serialized_start=1308
+  _globals['_IMPORTARTIFACTRESPONSE']._serialized_end=1399
+  _globals['_DELETEWORKFLOWARTIFACTSREQUEST']._serialized_start=1401
+  _globals['_DELETEWORKFLOWARTIFACTSREQUEST']._serialized_end=1511
+  _globals['_DELETEWORKFLOWARTIFACTSRESPONSE']._serialized_start=1513
+  _globals['_DELETEWORKFLOWARTIFACTSRESPONSE']._serialized_end=1600
+  _globals['_GETREPOSITORYREQUEST']._serialized_start=1602
+  _globals['_GETREPOSITORYREQUEST']._serialized_end=1638
+  _globals['_GETREPOSITORYRESPONSE']._serialized_start=1640
+  _globals['_GETREPOSITORYRESPONSE']._serialized_end=1715
+  _globals['_ARTIFACTSERVICE']._serialized_start=1718
+  _globals['_ARTIFACTSERVICE']._serialized_end=2633
 # @@protoc_insertion_point(module_scope)

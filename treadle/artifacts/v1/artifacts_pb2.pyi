@@ -7,6 +7,7 @@ from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
+from treadle.workflow.v1 import workflow_pb2 as _workflow_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -59,7 +60,7 @@ Global___UploadArtifactRequest: _TypeAlias = UploadArtifactRequest  # noqa: Y015
 @_typing.final
 class UploadHeader(_message.Message):
     """Names the object an upload creates. The key is derived by the service from
-    the repository's key format.
+    the repository's key format, unless key is set.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -68,6 +69,9 @@ class UploadHeader(_message.Message):
     POD_NAME_FIELD_NUMBER: _builtins.int
     ARTIFACT_NAME_FIELD_NUMBER: _builtins.int
     SUFFIX_FIELD_NUMBER: _builtins.int
+    REPOSITORY_FIELD_NUMBER: _builtins.int
+    KEY_FIELD_NUMBER: _builtins.int
+    SHA256_FIELD_NUMBER: _builtins.int
     workflow: _builtins.str
     """Workflow name."""
     pod_name: _builtins.str
@@ -75,7 +79,20 @@ class UploadHeader(_message.Message):
     artifact_name: _builtins.str
     """Artifact name, for example "main-logs" or "result"."""
     suffix: _builtins.str
-    """File-name suffix that tells how the object is packed, for example ".tgz"."""
+    """File-name suffix that tells how the object is packed, for example ".tgz".
+    Ignored when key is set.
+    """
+    repository: _builtins.str
+    """Named repository (a workflow's artifactRepositoryRef); empty for the default."""
+    key: _builtins.str
+    """An explicit key (an output artifact's `s3: {key: ...}`), used exactly as
+    given instead of the key format. The service records which workflow wrote it.
+    """
+    sha256: _builtins.str
+    """Optional hex SHA-256 of the whole upload, announced up front. It must equal
+    the trailer's. Stores that write the digest before the data (S3 metadata)
+    then store the object in one pass instead of copying it afterwards.
+    """
     def __init__(
         self,
         *,
@@ -83,10 +100,13 @@ class UploadHeader(_message.Message):
         pod_name: _builtins.str = ...,
         artifact_name: _builtins.str = ...,
         suffix: _builtins.str = ...,
+        repository: _builtins.str = ...,
+        key: _builtins.str = ...,
+        sha256: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["artifact_name", b"artifact_name", "pod_name", b"pod_name", "suffix", b"suffix", "workflow", b"workflow"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["artifact_name", b"artifact_name", "key", b"key", "pod_name", b"pod_name", "repository", b"repository", "sha256", b"sha256", "suffix", b"suffix", "workflow", b"workflow"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -147,22 +167,28 @@ class ArtifactInfo(_message.Message):
     KEY_FIELD_NUMBER: _builtins.int
     SIZE_BYTES_FIELD_NUMBER: _builtins.int
     SHA256_FIELD_NUMBER: _builtins.int
+    REPOSITORY_FIELD_NUMBER: _builtins.int
     key: _builtins.str
     """Repository-relative key."""
     size_bytes: _builtins.int
     """Size in bytes."""
     sha256: _builtins.str
-    """Hex SHA-256."""
+    """Hex SHA-256. ListArtifacts may leave it empty for stores whose listings
+    carry no digest (S3); StatArtifact and DownloadArtifact always set it.
+    """
+    repository: _builtins.str
+    """Named repository the object is in; empty for the default."""
     def __init__(
         self,
         *,
         key: _builtins.str = ...,
         size_bytes: _builtins.int = ...,
         sha256: _builtins.str = ...,
+        repository: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "sha256", b"sha256", "size_bytes", b"size_bytes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "repository", b"repository", "sha256", b"sha256", "size_bytes", b"size_bytes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -175,16 +201,20 @@ class DownloadArtifactRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     KEY_FIELD_NUMBER: _builtins.int
+    REPOSITORY_FIELD_NUMBER: _builtins.int
     key: _builtins.str
     """Repository-relative key."""
+    repository: _builtins.str
+    """Named repository; empty for the default."""
     def __init__(
         self,
         *,
         key: _builtins.str = ...,
+        repository: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "repository", b"repository"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -227,16 +257,20 @@ class StatArtifactRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     KEY_FIELD_NUMBER: _builtins.int
+    REPOSITORY_FIELD_NUMBER: _builtins.int
     key: _builtins.str
     """Repository-relative key."""
+    repository: _builtins.str
+    """Named repository; empty for the default."""
     def __init__(
         self,
         *,
         key: _builtins.str = ...,
+        repository: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "repository", b"repository"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -275,22 +309,26 @@ class ListArtifactsRequest(_message.Message):
     PREFIX_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    REPOSITORY_FIELD_NUMBER: _builtins.int
     prefix: _builtins.str
     """Only keys that start with this prefix."""
     page_size: _builtins.int
     """Maximum number of objects to return. Zero means 1000."""
     page_token: _builtins.str
     """Opaque token from a previous response."""
+    repository: _builtins.str
+    """Named repository; empty for the default."""
     def __init__(
         self,
         *,
         prefix: _builtins.str = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        repository: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "prefix", b"prefix"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "prefix", b"prefix", "repository", b"repository"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -331,16 +369,20 @@ class DeleteArtifactRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     KEY_FIELD_NUMBER: _builtins.int
+    REPOSITORY_FIELD_NUMBER: _builtins.int
     key: _builtins.str
     """Repository-relative key."""
+    repository: _builtins.str
+    """Named repository; empty for the default."""
     def __init__(
         self,
         *,
         key: _builtins.str = ...,
+        repository: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "repository", b"repository"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -362,3 +404,199 @@ class DeleteArtifactResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DeleteArtifactResponse: _TypeAlias = DeleteArtifactResponse  # noqa: Y015
+
+@_typing.final
+class ImportArtifactRequest(_message.Message):
+    """Request for ImportArtifact."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKFLOW_FIELD_NUMBER: _builtins.int
+    POD_NAME_FIELD_NUMBER: _builtins.int
+    REPOSITORY_FIELD_NUMBER: _builtins.int
+    ARTIFACT_FIELD_NUMBER: _builtins.int
+    workflow: _builtins.str
+    """Workflow name; the step token must be for this workflow."""
+    pod_name: _builtins.str
+    """Pod name of the step that needs the artifact."""
+    repository: _builtins.str
+    """Named repository the workflow uses; empty for the default. Key-only s3
+    sources (`s3: {key: ...}`) are read from it, and the import is stored in it.
+    """
+    @_builtins.property
+    def artifact(self) -> _workflow_pb2.Artifact:
+        """The input artifact as resolved for the step: its name, its source (s3,
+        http or git) and sub_path. Credentials are named by secret selectors and
+        read by the service; they never travel in requests or responses.
+        """
+
+    def __init__(
+        self,
+        *,
+        workflow: _builtins.str = ...,
+        pod_name: _builtins.str = ...,
+        repository: _builtins.str = ...,
+        artifact: _workflow_pb2.Artifact | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["artifact", b"artifact"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["artifact", b"artifact", "pod_name", b"pod_name", "repository", b"repository", "workflow", b"workflow"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImportArtifactRequest: _TypeAlias = ImportArtifactRequest  # noqa: Y015
+
+@_typing.final
+class ImportArtifactResponse(_message.Message):
+    """Response for ImportArtifact."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INFO_FIELD_NUMBER: _builtins.int
+    ARCHIVE_FIELD_NUMBER: _builtins.int
+    archive: _builtins.str
+    """How the object is packed: "tgz" (git checkouts, s3 key prefixes) or ""
+    (bytes as fetched; the executor unpacks tarballs as Argo does, or follows
+    the artifact's archive strategy).
+    """
+    @_builtins.property
+    def info(self) -> Global___ArtifactInfo:
+        """The stored object to download."""
+
+    def __init__(
+        self,
+        *,
+        info: Global___ArtifactInfo | None = ...,
+        archive: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["info", b"info"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["archive", b"archive", "info", b"info"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImportArtifactResponse: _TypeAlias = ImportArtifactResponse  # noqa: Y015
+
+@_typing.final
+class DeleteWorkflowArtifactsRequest(_message.Message):
+    """Request for DeleteWorkflowArtifacts."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKFLOW_FIELD_NUMBER: _builtins.int
+    REPOSITORY_FIELD_NUMBER: _builtins.int
+    KEYS_FIELD_NUMBER: _builtins.int
+    ALL_UNDER_PREFIX_FIELD_NUMBER: _builtins.int
+    workflow: _builtins.str
+    """Workflow name."""
+    repository: _builtins.str
+    """Named repository; empty for the default."""
+    all_under_prefix: _builtins.bool
+    """Also delete every object under the workflow's key prefix that this
+    workflow wrote (logs, imports, large values, outputs of failed attempts).
+    """
+    @_builtins.property
+    def keys(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Objects to delete (output artifacts whose artifactGC strategy applies).
+        Each is deleted only if this workflow wrote it.
+        """
+
+    def __init__(
+        self,
+        *,
+        workflow: _builtins.str = ...,
+        repository: _builtins.str = ...,
+        keys: _abc.Iterable[_builtins.str] | None = ...,
+        all_under_prefix: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["all_under_prefix", b"all_under_prefix", "keys", b"keys", "repository", b"repository", "workflow", b"workflow"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteWorkflowArtifactsRequest: _TypeAlias = DeleteWorkflowArtifactsRequest  # noqa: Y015
+
+@_typing.final
+class DeleteWorkflowArtifactsResponse(_message.Message):
+    """Response for DeleteWorkflowArtifacts."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DELETED_FIELD_NUMBER: _builtins.int
+    KEPT_KEYS_FIELD_NUMBER: _builtins.int
+    COMPLETE_FIELD_NUMBER: _builtins.int
+    deleted: _builtins.int
+    """Objects deleted by this call."""
+    complete: _builtins.bool
+    """False when the call ran out of time; call again to continue."""
+    @_builtins.property
+    def kept_keys(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Keys that were not deleted because another workflow wrote them (at most 100)."""
+
+    def __init__(
+        self,
+        *,
+        deleted: _builtins.int = ...,
+        kept_keys: _abc.Iterable[_builtins.str] | None = ...,
+        complete: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["complete", b"complete", "deleted", b"deleted", "kept_keys", b"kept_keys"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteWorkflowArtifactsResponse: _TypeAlias = DeleteWorkflowArtifactsResponse  # noqa: Y015
+
+@_typing.final
+class GetRepositoryRequest(_message.Message):
+    """Request for GetRepository."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """Repository name; empty for the default."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetRepositoryRequest: _TypeAlias = GetRepositoryRequest  # noqa: Y015
+
+@_typing.final
+class GetRepositoryResponse(_message.Message):
+    """Response for GetRepository."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    LOCATION_FIELD_NUMBER: _builtins.int
+    KEY_FORMAT_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """Repository name; empty for the default."""
+    location: _builtins.str
+    """Where objects go, without credentials, for example "s3://bucket/prefix (host:9000)"."""
+    key_format: _builtins.str
+    """The key format template."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        location: _builtins.str = ...,
+        key_format: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["key_format", b"key_format", "location", b"location", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetRepositoryResponse: _TypeAlias = GetRepositoryResponse  # noqa: Y015

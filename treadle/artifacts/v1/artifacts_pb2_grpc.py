@@ -26,9 +26,11 @@ if _version_not_supported:
 
 
 class ArtifactServiceStub:
-    """ArtifactService owns the artifact repository. Bytes travel as streams of
-    chunks of at most 1 MiB, each transfer checked by SHA-256 at both ends.
-    Executors never touch the storage backend themselves.
+    """ArtifactService owns the artifact repositories: the default one and the
+    named ones a workflow selects with artifactRepositoryRef. Bytes travel as
+    streams of chunks of at most 1 MiB, each transfer checked by SHA-256 at both
+    ends. Executors never touch a storage backend or its credentials themselves:
+    outside sources (s3, http, git) are fetched by ImportArtifact.
     """
 
     def __init__(self, channel):
@@ -62,12 +64,29 @@ class ArtifactServiceStub:
                 request_serializer=treadle_dot_artifacts_dot_v1_dot_artifacts__pb2.DeleteArtifactRequest.SerializeToString,
                 response_deserializer=treadle_dot_artifacts_dot_v1_dot_artifacts__pb2.DeleteArtifactResponse.FromString,
                 _registered_method=True)
+        self.ImportArtifact = channel.unary_unary(
+                '/treadle.artifacts.v1.ArtifactService/ImportArtifact',
+                request_serializer=treadle_dot_artifacts_dot_v1_dot_artifacts__pb2.ImportArtifactRequest.SerializeToString,
+                response_deserializer=treadle_dot_artifacts_dot_v1_dot_artifacts__pb2.ImportArtifactResponse.FromString,
+                _registered_method=True)
+        self.DeleteWorkflowArtifacts = channel.unary_unary(
+                '/treadle.artifacts.v1.ArtifactService/DeleteWorkflowArtifacts',
+                request_serializer=treadle_dot_artifacts_dot_v1_dot_artifacts__pb2.DeleteWorkflowArtifactsRequest.SerializeToString,
+                response_deserializer=treadle_dot_artifacts_dot_v1_dot_artifacts__pb2.DeleteWorkflowArtifactsResponse.FromString,
+                _registered_method=True)
+        self.GetRepository = channel.unary_unary(
+                '/treadle.artifacts.v1.ArtifactService/GetRepository',
+                request_serializer=treadle_dot_artifacts_dot_v1_dot_artifacts__pb2.GetRepositoryRequest.SerializeToString,
+                response_deserializer=treadle_dot_artifacts_dot_v1_dot_artifacts__pb2.GetRepositoryResponse.FromString,
+                _registered_method=True)
 
 
 class ArtifactServiceServicer:
-    """ArtifactService owns the artifact repository. Bytes travel as streams of
-    chunks of at most 1 MiB, each transfer checked by SHA-256 at both ends.
-    Executors never touch the storage backend themselves.
+    """ArtifactService owns the artifact repositories: the default one and the
+    named ones a workflow selects with artifactRepositoryRef. Bytes travel as
+    streams of chunks of at most 1 MiB, each transfer checked by SHA-256 at both
+    ends. Executors never touch a storage backend or its credentials themselves:
+    outside sources (s3, http, git) are fetched by ImportArtifact.
     """
 
     def UploadArtifact(self, request_iterator, context):
@@ -106,6 +125,32 @@ class ArtifactServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ImportArtifact(self, request, context):
+        """Fetches an input artifact from its outside source (s3, http or git) with
+        the service's credentials, stores it in the repository under the step's
+        keys, and returns the stored object for the executor to download.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteWorkflowArtifacts(self, request, context):
+        """Artifact GC: deletes objects of one workflow. An object that another
+        workflow wrote is never deleted, whatever its key. Trusted callers only
+        (no step token). Idempotent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRepository(self, request, context):
+        """Describes a configured repository without its credentials, so that a
+        workflow's artifactRepositoryRef can be checked when it is submitted.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ArtifactServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -134,6 +179,21 @@ def add_ArtifactServiceServicer_to_server(servicer, server):
                     request_deserializer=treadle_dot_artifacts_dot_v1_dot_artifacts__pb2.DeleteArtifactRequest.FromString,
                     response_serializer=treadle_dot_artifacts_dot_v1_dot_artifacts__pb2.DeleteArtifactResponse.SerializeToString,
             ),
+            'ImportArtifact': grpc.unary_unary_rpc_method_handler(
+                    servicer.ImportArtifact,
+                    request_deserializer=treadle_dot_artifacts_dot_v1_dot_artifacts__pb2.ImportArtifactRequest.FromString,
+                    response_serializer=treadle_dot_artifacts_dot_v1_dot_artifacts__pb2.ImportArtifactResponse.SerializeToString,
+            ),
+            'DeleteWorkflowArtifacts': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteWorkflowArtifacts,
+                    request_deserializer=treadle_dot_artifacts_dot_v1_dot_artifacts__pb2.DeleteWorkflowArtifactsRequest.FromString,
+                    response_serializer=treadle_dot_artifacts_dot_v1_dot_artifacts__pb2.DeleteWorkflowArtifactsResponse.SerializeToString,
+            ),
+            'GetRepository': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRepository,
+                    request_deserializer=treadle_dot_artifacts_dot_v1_dot_artifacts__pb2.GetRepositoryRequest.FromString,
+                    response_serializer=treadle_dot_artifacts_dot_v1_dot_artifacts__pb2.GetRepositoryResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'treadle.artifacts.v1.ArtifactService', rpc_method_handlers)
@@ -143,9 +203,11 @@ def add_ArtifactServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class ArtifactService:
-    """ArtifactService owns the artifact repository. Bytes travel as streams of
-    chunks of at most 1 MiB, each transfer checked by SHA-256 at both ends.
-    Executors never touch the storage backend themselves.
+    """ArtifactService owns the artifact repositories: the default one and the
+    named ones a workflow selects with artifactRepositoryRef. Bytes travel as
+    streams of chunks of at most 1 MiB, each transfer checked by SHA-256 at both
+    ends. Executors never touch a storage backend or its credentials themselves:
+    outside sources (s3, http, git) are fetched by ImportArtifact.
     """
 
     @staticmethod
@@ -273,6 +335,87 @@ class ArtifactService:
             '/treadle.artifacts.v1.ArtifactService/DeleteArtifact',
             treadle_dot_artifacts_dot_v1_dot_artifacts__pb2.DeleteArtifactRequest.SerializeToString,
             treadle_dot_artifacts_dot_v1_dot_artifacts__pb2.DeleteArtifactResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportArtifact(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/treadle.artifacts.v1.ArtifactService/ImportArtifact',
+            treadle_dot_artifacts_dot_v1_dot_artifacts__pb2.ImportArtifactRequest.SerializeToString,
+            treadle_dot_artifacts_dot_v1_dot_artifacts__pb2.ImportArtifactResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteWorkflowArtifacts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/treadle.artifacts.v1.ArtifactService/DeleteWorkflowArtifacts',
+            treadle_dot_artifacts_dot_v1_dot_artifacts__pb2.DeleteWorkflowArtifactsRequest.SerializeToString,
+            treadle_dot_artifacts_dot_v1_dot_artifacts__pb2.DeleteWorkflowArtifactsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRepository(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/treadle.artifacts.v1.ArtifactService/GetRepository',
+            treadle_dot_artifacts_dot_v1_dot_artifacts__pb2.GetRepositoryRequest.SerializeToString,
+            treadle_dot_artifacts_dot_v1_dot_artifacts__pb2.GetRepositoryResponse.FromString,
             options,
             channel_credentials,
             insecure,

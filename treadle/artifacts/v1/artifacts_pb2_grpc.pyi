@@ -27,9 +27,11 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class ArtifactServiceStub:
-    """ArtifactService owns the artifact repository. Bytes travel as streams of
-    chunks of at most 1 MiB, each transfer checked by SHA-256 at both ends.
-    Executors never touch the storage backend themselves.
+    """ArtifactService owns the artifact repositories: the default one and the
+    named ones a workflow selects with artifactRepositoryRef. Bytes travel as
+    streams of chunks of at most 1 MiB, each transfer checked by SHA-256 at both
+    ends. Executors never touch a storage backend or its credentials themselves:
+    outside sources (s3, http, git) are fetched by ImportArtifact.
     """
 
     @_typing.overload
@@ -48,12 +50,28 @@ class ArtifactServiceStub:
     """Lists objects under a key prefix."""
     DeleteArtifact: _grpc.UnaryUnaryMultiCallable[_artifacts_pb2.DeleteArtifactRequest, _artifacts_pb2.DeleteArtifactResponse]
     """Deletes one object. Deleting a missing object succeeds."""
+    ImportArtifact: _grpc.UnaryUnaryMultiCallable[_artifacts_pb2.ImportArtifactRequest, _artifacts_pb2.ImportArtifactResponse]
+    """Fetches an input artifact from its outside source (s3, http or git) with
+    the service's credentials, stores it in the repository under the step's
+    keys, and returns the stored object for the executor to download.
+    """
+    DeleteWorkflowArtifacts: _grpc.UnaryUnaryMultiCallable[_artifacts_pb2.DeleteWorkflowArtifactsRequest, _artifacts_pb2.DeleteWorkflowArtifactsResponse]
+    """Artifact GC: deletes objects of one workflow. An object that another
+    workflow wrote is never deleted, whatever its key. Trusted callers only
+    (no step token). Idempotent.
+    """
+    GetRepository: _grpc.UnaryUnaryMultiCallable[_artifacts_pb2.GetRepositoryRequest, _artifacts_pb2.GetRepositoryResponse]
+    """Describes a configured repository without its credentials, so that a
+    workflow's artifactRepositoryRef can be checked when it is submitted.
+    """
 
 @_typing.type_check_only
 class ArtifactServiceAsyncStub(ArtifactServiceStub):
-    """ArtifactService owns the artifact repository. Bytes travel as streams of
-    chunks of at most 1 MiB, each transfer checked by SHA-256 at both ends.
-    Executors never touch the storage backend themselves.
+    """ArtifactService owns the artifact repositories: the default one and the
+    named ones a workflow selects with artifactRepositoryRef. Bytes travel as
+    streams of chunks of at most 1 MiB, each transfer checked by SHA-256 at both
+    ends. Executors never touch a storage backend or its credentials themselves:
+    outside sources (s3, http, git) are fetched by ImportArtifact.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -69,11 +87,27 @@ class ArtifactServiceAsyncStub(ArtifactServiceStub):
     """Lists objects under a key prefix."""
     DeleteArtifact: _aio.UnaryUnaryMultiCallable[_artifacts_pb2.DeleteArtifactRequest, _artifacts_pb2.DeleteArtifactResponse]  # type: ignore[assignment]
     """Deletes one object. Deleting a missing object succeeds."""
+    ImportArtifact: _aio.UnaryUnaryMultiCallable[_artifacts_pb2.ImportArtifactRequest, _artifacts_pb2.ImportArtifactResponse]  # type: ignore[assignment]
+    """Fetches an input artifact from its outside source (s3, http or git) with
+    the service's credentials, stores it in the repository under the step's
+    keys, and returns the stored object for the executor to download.
+    """
+    DeleteWorkflowArtifacts: _aio.UnaryUnaryMultiCallable[_artifacts_pb2.DeleteWorkflowArtifactsRequest, _artifacts_pb2.DeleteWorkflowArtifactsResponse]  # type: ignore[assignment]
+    """Artifact GC: deletes objects of one workflow. An object that another
+    workflow wrote is never deleted, whatever its key. Trusted callers only
+    (no step token). Idempotent.
+    """
+    GetRepository: _aio.UnaryUnaryMultiCallable[_artifacts_pb2.GetRepositoryRequest, _artifacts_pb2.GetRepositoryResponse]  # type: ignore[assignment]
+    """Describes a configured repository without its credentials, so that a
+    workflow's artifactRepositoryRef can be checked when it is submitted.
+    """
 
 class ArtifactServiceServicer(metaclass=_abc_1.ABCMeta):
-    """ArtifactService owns the artifact repository. Bytes travel as streams of
-    chunks of at most 1 MiB, each transfer checked by SHA-256 at both ends.
-    Executors never touch the storage backend themselves.
+    """ArtifactService owns the artifact repositories: the default one and the
+    named ones a workflow selects with artifactRepositoryRef. Bytes travel as
+    streams of chunks of at most 1 MiB, each transfer checked by SHA-256 at both
+    ends. Executors never touch a storage backend or its credentials themselves:
+    outside sources (s3, http, git) are fetched by ImportArtifact.
     """
 
     @_abc_1.abstractmethod
@@ -117,5 +151,37 @@ class ArtifactServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_artifacts_pb2.DeleteArtifactResponse, _abc.Awaitable[_artifacts_pb2.DeleteArtifactResponse]]:
         """Deletes one object. Deleting a missing object succeeds."""
+
+    @_abc_1.abstractmethod
+    def ImportArtifact(
+        self,
+        request: _artifacts_pb2.ImportArtifactRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_artifacts_pb2.ImportArtifactResponse, _abc.Awaitable[_artifacts_pb2.ImportArtifactResponse]]:
+        """Fetches an input artifact from its outside source (s3, http or git) with
+        the service's credentials, stores it in the repository under the step's
+        keys, and returns the stored object for the executor to download.
+        """
+
+    @_abc_1.abstractmethod
+    def DeleteWorkflowArtifacts(
+        self,
+        request: _artifacts_pb2.DeleteWorkflowArtifactsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_artifacts_pb2.DeleteWorkflowArtifactsResponse, _abc.Awaitable[_artifacts_pb2.DeleteWorkflowArtifactsResponse]]:
+        """Artifact GC: deletes objects of one workflow. An object that another
+        workflow wrote is never deleted, whatever its key. Trusted callers only
+        (no step token). Idempotent.
+        """
+
+    @_abc_1.abstractmethod
+    def GetRepository(
+        self,
+        request: _artifacts_pb2.GetRepositoryRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_artifacts_pb2.GetRepositoryResponse, _abc.Awaitable[_artifacts_pb2.GetRepositoryResponse]]:
+        """Describes a configured repository without its credentials, so that a
+        workflow's artifactRepositoryRef can be checked when it is submitted.
+        """
 
 def add_ArtifactServiceServicer_to_server(servicer: ArtifactServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
