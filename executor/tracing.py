@@ -1,0 +1,51 @@
+"""The executor's spans: one step attempt's phases, under the node span the scheduler named in TRACEPARENT.
+
+    node <step>                       (emitted by the scheduler when the node finishes)
+    ├─ executor.init
+    │  └─ artifact.download <name>    one per stored input artifact, with its size
+    ├─ executor.main                  process.exit.code
+    ├─ executor.wait
+    │  ├─ parameter <name>            one per output parameter read from a file
+    │  └─ artifact.upload <name>      one per output artifact, and one for main-logs
+    └─ outputs.report
+
+Every gRPC call made inside a span carries it as its traceparent (the channel's
+interceptor), so the services' server spans nest under these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from opentelemetry import trace
+from opentelemetry.trace import Span
+
+from treadle.executor.launch import StepLaunch
+from treadle.telemetry import names
+from treadle.telemetry.context import attached, context_with_parent, parse_traceparent
+
+TRACER_NAME = "treadle.executor"
+
+
+@contextmanager
+def in_node_span(launch: StepLaunch) -> Iterator[None]:
+    """Make the node's span (from the launch's traceparent) the current parent for the block."""
+    parent = parse_traceparent(launch.traceparent)
+    if parent is None:
+        yield
+        return
+    with attached(context_with_parent(parent)):
+        yield
+
+
+@contextmanager
+def step_span(name: str, launch: StepLaunch, **attributes: str | int) -> Iterator[Span]:
+    """A span of this attempt, current for the block; an exception escaping it marks it failed."""
+    common: dict[str, str | int] = {
+        names.WORKFLOW_NAME: launch.workflow,
+        names.NODE_ID: launch.node_id,
+        names.ATTEMPT: launch.attempt,
+    }
+    with trace.get_tracer(TRACER_NAME).start_as_current_span(name, attributes={**common, **attributes}) as span:
+        yield span
