@@ -98,7 +98,13 @@ class SchedulerRepository:
 
     def load_nodes(self, name: str) -> list[Node]:
         rows = self.conn.execute("SELECT record FROM scheduler_nodes WHERE workflow = ?", (name,)).fetchall()
-        return [Node.from_record(json.loads(r[0])) for r in rows]
+        nodes = sorted((Node.from_record(json.loads(r[0])) for r in rows), key=lambda n: n.seq)
+        by_id = {n.id: n for n in nodes}
+        for node in nodes:
+            parent = by_id.get(node.parent_id)
+            if parent is not None:
+                parent.children.append(node.id)
+        return nodes
 
     def unfinished(self) -> list[StoredRun]:
         rows = self.conn.execute(

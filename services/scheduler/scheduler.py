@@ -29,6 +29,7 @@ from treadle.services.scheduler.engine import (
 from treadle.services.scheduler.locks import SqliteLocks
 from treadle.services.scheduler.repository import SchedulerRepository, SqliteMemoCache, StoredRun
 from treadle.services.scheduler.runtimes.base import LaunchSpec, Runtime, StepExit
+from treadle.services.scheduler.telemetry import SchedulerTelemetry
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,8 @@ class Scheduler:
         self.tokens = tokens
         self.memo = SqliteMemoCache(repo.conn)
         self.locks = SqliteLocks(repo.conn)
+        # Traces, node spans and scheduling metrics (telemetry.py); reads the engine's records after each commit.
+        self.telemetry = SchedulerTelemetry(repo.conn)
         self.addresses = ServiceAddresses()
         self._runs: dict[str, Run] = {}
         # Finished runs keep their Condition briefly so watchers see the final state.
@@ -96,6 +99,7 @@ class Scheduler:
             if existing is not None and existing.uid != uid:
                 raise FailedPrecondition(f"workflow {name!r} exists with another uid", subject=f"workflows/{name}")
             return False
+        self.telemetry.admitted(name, created_at)
         run = self._load(stored)
         await self._commit(run, run.engine.start())
         return True
@@ -141,6 +145,8 @@ class Scheduler:
             if run.engine.state.done and self._runs.get(name) is run:
                 del self._runs[name]
             raise
+        if verb == "retry_failed":
+            self.telemetry.retried(name)
         await self._commit(run, decisions)
         return run.snapshot()
 
@@ -153,6 +159,7 @@ class Scheduler:
             raise FailedPrecondition(
                 f"attempt {attempt} of step {node.name!r} is not the current one", subject=f"{workflow}/{node_id}"
             )
+        self.telemetry.step_started(workflow, node_id, attempt)
         return run.engine.step_context(node_id), node, run.engine.state
 
     def snapshot(self, name: str, *, with_nodes: bool = True) -> Snapshot:
@@ -204,6 +211,7 @@ class Scheduler:
         elif self.repo.load(name) is None:
             raise NotFound("workflow", name)
         self.repo.delete(name)
+        self.telemetry.forget(name)
         self.locks.release_workflow(name)
         self.wake_lock_waiters()
         await self.runtime.cleanup(name)
@@ -223,19 +231,24 @@ class Scheduler:
         )
         run = Run(engine=engine, table=table, version=stored.resource_version)
         self._runs[stored.name] = run
+        self.telemetry.loaded(stored.state, table.all())
         return run
 
     async def _commit(self, run: Run, decisions: Decisions) -> None:
         """Persist what the engine changed, wake watchers, then act on the decisions."""
         launches = decisions.launches
-        run.version = self.repo.save(run.engine.state, run.table.take_dirty(), run.table.take_deleted())
+        changed = run.table.take_dirty()
+        run.version = self.repo.save(run.engine.state, changed, run.table.take_deleted())
+        self.telemetry.committed(run.engine.state, changed)
         async with run.changed:
             run.changed.notify_all()
         name = run.engine.state.name
         for cancel in decisions.cancels:
             await self.runtime.cancel(name, cancel.node_id, cancel.attempt, cancel.reason)
         for launch in launches:
-            await self.runtime.launch(self._launch_spec(run, launch))
+            spec = self._launch_spec(run, launch)
+            with self.telemetry.launching(spec, self.runtime.name):
+                await self.runtime.launch(spec)
         loop = asyncio.get_running_loop()
         for timer in decisions.timers:
             delay = max(0.0, timer.at - time.time())
@@ -262,6 +275,7 @@ class Scheduler:
             services=self.addresses,
             template=run.engine.step_context(node.id),
             deadline_seconds=launch.deadline_seconds,
+            traceparent=self.telemetry.traceparent(state.name, node.id),
         )
 
     def wake_lock_waiters(self) -> None:

@@ -65,10 +65,8 @@ class Run:
         if self.engine.state.phase == "Pending":
             self.start()
         while True:
-            ready = [launch for launch in self.pending if self.display(launch.node_id) not in self.hold]
-            if ready:
-                launch = ready[0]
-                self.pending.remove(launch)
+            launch = self._next_ready()
+            if launch is not None:
                 node = self.table.get(launch.node_id)
                 assert node is not None
                 if node.done:
@@ -88,6 +86,15 @@ class Run:
             key = min(timers, key=lambda k: timers[k])
             self.clock = max(self.clock, timers[key])
             self.take(self.engine.on_timer(key))
+
+    def _next_ready(self) -> Launch | None:
+        if not self.hold:
+            return self.pending.pop(0) if self.pending else None
+        for launch in self.pending:
+            if self.display(launch.node_id) not in self.hold:
+                self.pending.remove(launch)
+                return launch
+        return None
 
     def node(self, display_name: str) -> Node:
         matches = [n for n in self.table.all() if n.display_name == display_name]

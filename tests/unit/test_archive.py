@@ -12,10 +12,12 @@ from pathlib import Path
 import pytest
 
 from treadle.archive import (
+    UnpackLimits,
     UnsafeArchive,
     is_tarball,
     pack,
     pack_artifact,
+    resolve_inside,
     unpack,
     unpack_artifact,
     unpack_zip,
@@ -324,3 +326,68 @@ def test_a_damaged_archive_is_invalid_and_leaves_nothing(tmp_path: Path) -> None
     (tmp_path / "junk.zip").write_bytes(b"PK\x03\x04 not really")
     with pytest.raises(InvalidSpec, match="not a readable zip archive"):
         unpack_zip(tmp_path / "junk.zip", tmp_path / "out" / "z")
+
+
+# ----------------------------------------------------------------------------- archive bombs and detection
+
+
+def test_tar_bomb_by_bytes_is_refused_and_nothing_is_left(tmp_path: Path) -> None:
+    bomb = tmp_path / "bomb.tgz"
+    with tarfile.open(bomb, "w:gz", compresslevel=9) as tar:
+        zeros = tarfile.TarInfo("top/zeros")
+        zeros.size = 64 * 1024 * 1024
+        tar.addfile(zeros, io.BytesIO(bytes(zeros.size)))
+    assert bomb.stat().st_size < 200_000  # ratio above 300:1
+    limits = UnpackLimits(max_ratio=100, min_bytes=1024 * 1024)
+    with pytest.raises(UnsafeArchive, match="top/zeros.*archive bomb"):
+        unpack(bomb, tmp_path / "out", limits=limits)
+    assert snapshot(tmp_path) == {"bomb.tgz"}
+    unpack(bomb, tmp_path / "out")  # the default limits allow it: gzip cannot go past ~1,032:1
+    assert (tmp_path / "out" / "zeros").stat().st_size == 64 * 1024 * 1024
+
+
+def test_tar_bomb_by_member_count_is_refused(tmp_path: Path) -> None:
+    many = craft_tar(tmp_path / "many.tgz", [file_member(f"d/f{i}") for i in range(50)])
+    with pytest.raises(UnsafeArchive, match="limit of 20 members"):
+        unpack(many, tmp_path / "out", limits=UnpackLimits(max_members=20))
+    assert not (tmp_path / "out").exists()
+
+
+def test_zip_bomb_is_stopped_by_the_bytes_it_writes(tmp_path: Path) -> None:
+    path = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
+        for i in range(4):
+            zf.writestr(f"z/{i}", bytes(8 * 1024 * 1024))
+    limits = UnpackLimits(max_ratio=100, min_bytes=1024 * 1024)
+    with pytest.raises(UnsafeArchive, match="archive bomb"):
+        unpack_zip(path, tmp_path / "out", limits=limits)
+    assert snapshot(tmp_path) == {"bomb.zip"}
+
+
+def test_default_detection_unpacks_tarballs_only_as_argo_does(tmp_path: Path) -> None:
+    archive = tmp_path / "in.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("a.txt", "a")
+    unpack_artifact(archive, tmp_path / "kept")  # a zip stays a zip unless asked for
+    assert zipfile.is_zipfile(tmp_path / "kept")
+    unpack_artifact(tmp_path / "kept", tmp_path / "unzipped", archive="zip")
+    assert (tmp_path / "unzipped").read_text() == "a"
+    plain_tar = tmp_path / "plain.tar"
+    with tarfile.open(plain_tar, "w") as tar:
+        tar.add(tmp_path / "unzipped", arcname="a.txt")
+    unpack_artifact(plain_tar, tmp_path / "untarred")  # uncompressed tar too
+    assert (tmp_path / "untarred").read_text() == "a"
+
+
+def test_resolve_inside_refuses_escapes(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "d").mkdir(parents=True)
+    (root / "d" / "f").write_text("f")
+    (root / "out").symlink_to(tmp_path)
+    assert resolve_inside(root, "d/f") == root / "d" / "f"
+    assert resolve_inside(root, "./d/") == root / "d"
+    for bad in ("../x", "/etc", "d/../../x", "out/anything"):
+        with pytest.raises(InvalidSpec):
+            resolve_inside(root, bad)
+    with pytest.raises(FileNotFoundError):
+        resolve_inside(root, "d/missing")

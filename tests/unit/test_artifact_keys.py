@@ -101,3 +101,10 @@ def test_unsafe_prefixes_are_refused(prefix: str) -> None:
     with pytest.raises(InvalidSpec) as caught:
         validate_prefix(prefix)
     assert caught.value.violations[0].field == "prefix"
+
+
+def test_keys_of_the_stores_own_objects_are_reserved() -> None:
+    for key in (".treadle/tmp/x", ".treadle", ".treadle-anything/x"):
+        with pytest.raises(InvalidSpec, match="reserved"):
+            validate_key(key)
+    assert validate_key("wf/.treadle/x") == "wf/.treadle/x"  # only at the start of a key

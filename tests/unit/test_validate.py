@@ -44,7 +44,7 @@ def test_valid_manifest_round_trips_through_proto() -> None:
     [
         ("", "wf.yaml: manifest is empty"),
         ("   \n# only a comment\n", "wf.yaml: manifest is empty"),
-        ("kind: Workflow\nspec: [unclosed", "wf.yaml: malformed YAML at line 2"),
+        ("kind: Workflow\nspec: [unclosed", "wf.yaml: malformed YAML at line 3, column 1"),
         ("kind: Pod\nspec: {}", "kind: unknown kind 'Pod'"),
         ("spec: {}", "kind: kind is required"),
     ],

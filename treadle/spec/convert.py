@@ -8,7 +8,6 @@ and are rejected with their full path.
 
 from __future__ import annotations
 
-import copy
 import re
 from typing import Any
 
@@ -29,15 +28,20 @@ _STRING_LIST_FIELDS = {"command", "args", "dependencies"}
 _GROUP_PATH = re.compile(r"steps\[(\d+)\]\.steps\[(\d+)\]")
 
 
-def workflow_from_dict(doc: dict[str, Any]) -> workflow_pb2.Workflow:
-    """Build a Workflow message from an Argo-shaped dict (a parsed manifest)."""
-    body = {k: v for k, v in doc.items() if k not in _IGNORED_TOP_LEVEL}
-    body.pop("status", None)
-    wire = _to_wire_shape(copy.deepcopy(body))
+def check_fields(doc: dict[str, Any]) -> dict[str, Any]:
+    """Reject fields treadle does not support and values of the wrong type, by path; return the wire shape."""
+    body = {k: v for k, v in doc.items() if k not in _IGNORED_TOP_LEVEL and k != "status"}
+    wire: dict[str, Any] = _to_wire_shape(body)
     violations: list[FieldViolation] = []
     _check_fields(wire, workflow_pb2.Workflow.DESCRIPTOR, "", violations)
     if violations:
         raise InvalidSpec([FieldViolation(_manifest_path(v.field), v.description) for v in violations])
+    return wire
+
+
+def workflow_from_dict(doc: dict[str, Any]) -> workflow_pb2.Workflow:
+    """Build a Workflow message from an Argo-shaped dict (a parsed manifest)."""
+    wire = check_fields(doc)
     msg = workflow_pb2.Workflow()
     try:
         json_format.ParseDict(wire, msg)

@@ -29,9 +29,10 @@ class Not:
 
 @dataclass(frozen=True)
 class Binary:
+    """op over every operand; a chain like a && b && c is one node, so long chains stay shallow."""
+
     op: str
-    left: Expr
-    right: Expr
+    operands: tuple[Expr, ...]
 
 
 Expr = Ref | Not | Binary
@@ -51,11 +52,11 @@ def parse(text: str, field: str = "depends") -> Expr:
         return tok
 
     def binary(op: str, operand: object) -> Expr:
-        left: Expr = operand()  # type: ignore[operator]
+        operands: list[Expr] = [operand()]  # type: ignore[operator]
         while peek() == op:
             take()
-            left = Binary(op, left, operand())  # type: ignore[operator]
-        return left
+            operands.append(operand())  # type: ignore[operator]
+        return operands[0] if len(operands) == 1 else Binary(op, tuple(operands))
 
     def or_expr() -> Expr:
         return binary("||", and_expr)
@@ -119,30 +120,29 @@ def tasks_of(expr: Expr) -> list[str]:
         elif isinstance(node, Not):
             stack.append(node.operand)
         else:
-            stack.extend([node.right, node.left])
+            stack.extend(reversed(node.operands))
     return list(seen)
 
 
 def from_dependencies(names: list[str]) -> Expr:
-    expr: Expr = Ref(names[0], "")
-    for name in names[1:]:
-        expr = Binary("&&", expr, Ref(name, ""))
-    return expr
+    refs = tuple(Ref(name, "") for name in names)
+    return refs[0] if len(refs) == 1 else Binary("&&", refs)
 
 
-def mentions_failure(expr: Expr, task: str) -> bool:
-    """Whether the expression asks about task's failure (so a failure of task is handled)."""
+def failures_asked(expr: Expr) -> set[str]:
+    """Tasks whose failure the expression asks about (so a failure of those tasks is handled)."""
+    asked: set[str] = set()
     stack = [expr]
     while stack:
         node = stack.pop()
         if isinstance(node, Ref):
-            if node.task == task and node.result in ("Failed", "Errored", "AllFailed"):
-                return True
+            if node.result in ("Failed", "Errored", "AllFailed"):
+                asked.add(node.task)
         elif isinstance(node, Not):
             stack.append(node.operand)
         else:
-            stack.extend([node.left, node.right])
-    return False
+            stack.extend(node.operands)
+    return asked
 
 
 @dataclass(frozen=True)
@@ -160,8 +160,8 @@ def evaluate(expr: Expr, outcomes: dict[str, TaskOutcome]) -> bool:
         return not evaluate(expr.operand, outcomes)
     if isinstance(expr, Binary):
         if expr.op == "&&":
-            return evaluate(expr.left, outcomes) and evaluate(expr.right, outcomes)
-        return evaluate(expr.left, outcomes) or evaluate(expr.right, outcomes)
+            return all(evaluate(operand, outcomes) for operand in expr.operands)
+        return any(evaluate(operand, outcomes) for operand in expr.operands)
     o = outcomes[expr.task]
     if expr.result == "":
         return (

@@ -8,9 +8,10 @@ from typing import Any
 TYPE_FIELDS = ("container", "script", "steps", "dag", "suspend")
 
 
-def normalize_spec(spec: dict[str, Any]) -> dict[str, Any]:
-    """A copy of spec with inline templates lifted out and templateDefaults applied."""
-    spec = copy.deepcopy(spec)
+def normalize_spec(spec: dict[str, Any], *, in_place: bool = False) -> dict[str, Any]:
+    """spec with inline templates lifted out and templateDefaults applied (a copy unless in_place)."""
+    if not in_place:
+        spec = copy.deepcopy(spec)
     templates: list[dict[str, Any]] = spec.get("templates") or []
     queue = list(templates)
     while queue:

@@ -12,7 +12,7 @@ import re
 from typing import Any
 
 from treadle.errors import FieldViolation, InvalidSpec
-from treadle.spec.convert import workflow_from_dict
+from treadle.spec.convert import check_fields, workflow_from_dict
 from treadle.spec.lint import Linter
 from treadle.spec.normalize import normalize_spec
 
@@ -28,7 +28,7 @@ def validate_workflow(
     generate_name: str = "",
 ) -> dict[str, Any]:
     """Check a parsed Workflow manifest; return it normalised, with overrides applied."""
-    workflow_from_dict(doc)  # unsupported fields and wrong types, by path
+    check_fields(doc)
     wf = copy.deepcopy({k: v for k, v in doc.items() if k != "status"})
     meta = wf.get("metadata") or {}
     wf["metadata"] = meta
@@ -44,7 +44,7 @@ def validate_workflow(
     _check_metadata(meta, violations)
     if spec.get("shutdown"):
         violations.append(FieldViolation("spec.shutdown", "a new workflow cannot be submitted shut down"))
-    spec = normalize_spec(spec)
+    spec = normalize_spec(spec, in_place=True)
     wf["spec"] = spec
     Linter(spec, violations).run()
     if violations:

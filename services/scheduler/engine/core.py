@@ -131,7 +131,9 @@ class EngineBase:
             started_at=self.now(),
             message=message,
             progress=dict(progress or {}),
+            seq=self.state.node_seq,
         )
+        self.state.node_seq += 1
         if parent:
             parent_node = self.nodes.get(parent)
             if parent_node is not None:
@@ -351,6 +353,8 @@ class EngineBase:
             return param_value(self.spec.get("arguments") or {}, ref.removeprefix("workflow.parameters."))
         if ref.startswith("workflow.outputs.parameters."):
             return param_value(self.state.outputs, ref.removeprefix("workflow.outputs.parameters."))
+        if ref == "workflow.failures":
+            return self._failures_json()
         if ref.startswith("workflow.outputs.artifacts."):
             name = ref.removeprefix("workflow.outputs.artifacts.")
             entry = next((a for a in self.state.outputs.get("artifacts") or [] if a.get("name") == name), None)
@@ -365,13 +369,14 @@ class EngineBase:
             "workflow.serviceAccountName": self.spec.get("serviceAccountName") or "default",
             "workflow.creationTimestamp": iso(self.created_at),
             "workflow.status": self.state.main_phase or self.state.phase,
-            "workflow.failures": self._failures_json(),
             "workflow.duration": f"{max(0.0, self.now() - (self.state.started_at or self.now())):.3f}",
         }
         for p in (self.spec.get("arguments") or {}).get("parameters") or []:
             names[f"workflow.parameters.{p['name']}"] = str(p.get("value", ""))
         for p in self.state.outputs.get("parameters") or []:
             names[f"workflow.outputs.parameters.{p['name']}"] = str(p.get("value", ""))
+        if self.state.main_phase:  # the exit handler is the only place failures can be known
+            names["workflow.failures"] = self._failures_json()
         return names
 
     def _failures_json(self) -> str:

@@ -54,22 +54,23 @@ def build_index(template: dict[str, Any]) -> DagIndex:
             dependents[d].append(name)
     if not targets:
         targets = sorted(n for n in tasks if not dependents[n])
+    asked: set[str] = set()
+    for name in tasks:
+        condition = conditions[name]
+        if condition is not None:
+            asked |= dep.failures_asked(condition)
     handled = {}
     for name, task in tasks.items():
         on = task.get("continueOn") or {}
-        asked = any(_asks_failure(conditions[d], name) for d in dependents[name])
-        handled[name] = bool(on.get("failed") or on.get("error") or asked)
+        handled[name] = bool(on.get("failed") or on.get("error") or name in asked)
     roots = [n for n in tasks if not deps[n]]
     fail_fast = dag.get("failFast") is not False
     return DagIndex(tasks, deps, conditions, dependents, roots, targets, handled, fail_fast)
 
 
-def _asks_failure(condition: dep.Expr | None, task: str) -> bool:
-    return condition is not None and dep.mentions_failure(condition, task)
-
-
 class DagMixin(EngineBase):
     _dag_indexes: dict[str, DagIndex]
+    _deps_left: dict[tuple[str, str], int]
 
     def _dag_index(self, template_name: str) -> DagIndex:
         index = self._dag_indexes.get(template_name)
@@ -113,11 +114,11 @@ class DagMixin(EngineBase):
         worklist = [task]
         while worklist:
             for candidate in index.dependents.get(worklist.pop(), []):
-                if self._task_node(dag, candidate) is not None:
+                if not self._last_dependency_done(dag, candidate, index) or self._task_node(dag, candidate):
                     continue
                 outcomes = self._outcomes(dag, index.deps[candidate])
                 if outcomes is None:
-                    continue  # a dependency has not finished (or never started)
+                    continue  # a dependency never started (failFast)
                 condition = index.conditions[candidate]
                 if condition is None or dep.evaluate(condition, outcomes):
                     if not (index.fail_fast and progress["failed"]):
@@ -139,6 +140,25 @@ class DagMixin(EngineBase):
             else:
                 failed = self.nodes.get(origin) if origin else None
                 self._finish(dag, phase, self._failure_message(failed) if failed else f"{dag.name} {phase.lower()}")
+
+    def _last_dependency_done(self, dag: Node, task: str, index: DagIndex) -> bool:
+        """Count down task's unfinished dependencies; True once none is left.
+
+        The counts live in memory only: a restarted engine recounts a task's
+        dependencies the first time one of them finishes. That keeps each
+        finished task's cost proportional to its dependents, not to the DAG.
+        """
+        key = (dag.id, task)
+        left = self._deps_left.get(key)
+        if left is None:
+            left = sum(1 for d in index.deps[task] if not ((n := self._task_node(dag, d)) and n.done))
+        else:
+            left -= 1
+        if left > 0:
+            self._deps_left[key] = left
+            return False
+        self._deps_left.pop(key, None)
+        return True
 
     def _outcomes(self, dag: Node, names: list[str]) -> dict[str, dep.TaskOutcome] | None:
         outcomes = {}

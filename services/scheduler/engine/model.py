@@ -64,6 +64,8 @@ class Node:
     inputs: dict[str, Any] = field(default_factory=dict)
     outputs: dict[str, Any] = field(default_factory=dict)
     attempt: int = 0
+    # Creation order within the workflow; children are listed in this order.
+    seq: int = 0
     # Progress of composite nodes: next group (steps), task counters (dag, group).
     progress: dict[str, Any] = field(default_factory=dict)
 
@@ -76,7 +78,10 @@ class Node:
         return self.id if self.type == NodeType.POD else ""
 
     def to_record(self) -> dict[str, Any]:
-        return asdict(self)
+        """The stored form. Children are left out: they are the nodes whose parent_id is this node."""
+        record = asdict(self)
+        del record["children"]
+        return record
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> Node:
@@ -95,6 +100,7 @@ class WorkflowState:
     outputs: dict[str, Any] = field(default_factory=dict)
     pods_total: int = 0
     pods_done: int = 0
+    node_seq: int = 0
     pods_running: int = 0
     # Pod nodes waiting for workflow parallelism or for a resume.
     queued: list[str] = field(default_factory=list)

@@ -56,6 +56,7 @@ class WorkflowEngine(SyncMixin, HooksMixin, CallsMixin, StepsMixin, DagMixin, Re
         super().__init__(state, spec, nodes, **kwargs)
         self._group_indexes: dict[str, dict[str, int]] = {}
         self._dag_indexes: dict[str, DagIndex] = {}
+        self._deps_left: dict[tuple[str, str], int] = {}
 
     # -- events ---------------------------------------------------------------
 
@@ -197,9 +198,12 @@ class WorkflowEngine(SyncMixin, HooksMixin, CallsMixin, StepsMixin, DagMixin, Re
                 f"cannot retry workflow {self.state.name!r}: it is {self.state.phase.lower()}, not failed",
                 subject=f"workflows/{self.state.name}",
             )
+        self._deps_left.clear()
         for node in list(self.nodes.all()):
             if node.phase not in FULFILLED_OK or node.progress.get("inExit"):
                 self.nodes.delete(node.id)
+        for node in self.nodes.all():
+            node.children = [c for c in node.children if self.nodes.get(c) is not None]
         kept_pods = [n for n in self.nodes.all() if n.type == NodeType.POD]
         self.state.pods_total = self.state.pods_done = len(kept_pods)
         self.state.pods_running = 0
