@@ -66,6 +66,7 @@ class ControlMixin(EngineBase):
         self._complete_workflow(None)
 
     def _complete_workflow(self, exit_node: Node | None) -> None:
+        self._fire_hooks()  # a hook whose expression the last step made true still runs
         if self.state.open_hooks > 0:
             self.state.completing = True  # finishes when the last hook node does
             return

@@ -155,6 +155,7 @@ class EngineBase:
         node.inputs = inputs
         if type_ == NodeType.POD:
             node.started_at = None
+            node.attempt = self.state.next_attempts.pop(node.id, 0)
             self.state.pods_total += 1
         else:
             deadline = self._deadline(tmpl, node)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from treadle.services.scheduler.engine.core import EngineBase
-from treadle.services.scheduler.engine.model import FULFILLED_OK, Node, NodePhase, NodeType, node_id_for
+from treadle.services.scheduler.engine.model import Node, NodePhase, NodeType, node_id_for
 from treadle.services.scheduler.engine.resolve import Scope
 from treadle.spec import depends as dep
 
@@ -66,6 +66,10 @@ def build_index(template: dict[str, Any]) -> DagIndex:
     roots = [n for n in tasks if not deps[n]]
     fail_fast = dag.get("failFast") is not False
     return DagIndex(tasks, deps, conditions, dependents, roots, targets, handled, fail_fast)
+
+
+# Phases a task's own outcome decides its branch with; Skipped and Omitted tasks inherit theirs.
+COMPLETED = (NodePhase.SUCCEEDED, NodePhase.FAILED, NodePhase.ERROR)
 
 
 class DagMixin(EngineBase):
@@ -185,9 +189,8 @@ class DagMixin(EngineBase):
             if task in memo:
                 return memo[task]
             node = self._task_node(dag, task)
-            if node is not None and node.phase not in (NodePhase.OMITTED,):
-                phase = NodePhase.SUCCEEDED if node.phase in FULFILLED_OK else node.phase
-                result = (phase, node.id)
+            if node is not None and node.phase in COMPLETED:
+                result = (node.phase, node.id)
             else:
                 result = (NodePhase.SUCCEEDED, "")
                 for parent in index.deps.get(task, []):

@@ -121,6 +121,9 @@ class WorkflowState:
     # Nodes waiting for a mutex or semaphore, and whether the workflow itself waits for its locks.
     lock_waiters: list[str] = field(default_factory=list)
     waiting_for_lock: bool = False
+    # After a workflow retry: the first attempt number a re-created pod node gets, so that
+    # (node, attempt) never repeats and every report stays attributable.
+    next_attempts: dict[str, int] = field(default_factory=dict)
 
     @property
     def done(self) -> bool:

@@ -66,7 +66,8 @@ class RetryMixin(EngineBase):
             limit = int(substitute(str(strategy["limit"]), scope.lookup))
             if retries_done >= limit:
                 return None
-        policy = strategy.get("retryPolicy") or "OnFailure"
+        # Since Argo 3.5 an expression alone decides which failures are retried.
+        policy = strategy.get("retryPolicy") or ("Always" if strategy.get("expression") else "OnFailure")
         if not _policy_allows(policy, attempt):
             return None
         if strategy.get("expression") and not self._retry_expression(strategy["expression"], attempt, scope):

@@ -201,6 +201,8 @@ class WorkflowEngine(SyncMixin, HooksMixin, CallsMixin, StepsMixin, DagMixin, Re
         self._deps_left.clear()
         for node in list(self.nodes.all()):
             if node.phase not in FULFILLED_OK or node.progress.get("inExit"):
+                if node.type == NodeType.POD:
+                    self.state.next_attempts[node.id] = node.attempt + 1
                 self.nodes.delete(node.id)
         for node in self.nodes.all():
             node.children = [c for c in node.children if self.nodes.get(c) is not None]
