@@ -6,7 +6,7 @@ import json
 import sqlite3
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from treadle.services.scheduler.engine.model import Node, WorkflowState
@@ -37,6 +37,7 @@ SCHEMA = [
         saved_at REAL NOT NULL,
         PRIMARY KEY (cache, key)
     )""",
+    "ALTER TABLE scheduler_workflows ADD COLUMN metadata TEXT NOT NULL DEFAULT '{}'",
 ]
 
 
@@ -49,6 +50,8 @@ class StoredRun:
     spec: dict[str, Any]
     state: WorkflowState
     resource_version: int
+    # Labels and annotations, for {{workflow.labels.X}} and {{workflow.annotations.X}}.
+    metadata: dict[str, Any] = field(default_factory=dict)
 
 
 class SchedulerRepository:
@@ -59,9 +62,17 @@ class SchedulerRepository:
     def insert(self, run: StoredRun) -> bool:
         """Store a new run; False when a run with that name exists already."""
         cur = self.conn.execute(
-            "INSERT OR IGNORE INTO scheduler_workflows(name, uid, namespace, created_at, spec, state, done) "
-            "VALUES (?, ?, ?, ?, ?, ?, 0)",
-            (run.name, run.uid, run.namespace, run.created_at, json.dumps(run.spec), _dump(run.state.to_record())),
+            "INSERT OR IGNORE INTO scheduler_workflows(name, uid, namespace, created_at, spec, state, done, metadata) "
+            "VALUES (?, ?, ?, ?, ?, ?, 0, ?)",
+            (
+                run.name,
+                run.uid,
+                run.namespace,
+                run.created_at,
+                json.dumps(run.spec),
+                _dump(run.state.to_record()),
+                json.dumps(run.metadata),
+            ),
         )
         return cur.rowcount == 1
 
@@ -90,7 +101,7 @@ class SchedulerRepository:
 
     def load(self, name: str) -> StoredRun | None:
         row = self.conn.execute(
-            "SELECT name, uid, namespace, created_at, spec, state, resource_version FROM scheduler_workflows "
+            "SELECT name, uid, namespace, created_at, spec, state, resource_version, metadata FROM scheduler_workflows "
             "WHERE name = ?",
             (name,),
         ).fetchone()
@@ -108,7 +119,7 @@ class SchedulerRepository:
 
     def unfinished(self) -> list[StoredRun]:
         rows = self.conn.execute(
-            "SELECT name, uid, namespace, created_at, spec, state, resource_version FROM scheduler_workflows "
+            "SELECT name, uid, namespace, created_at, spec, state, resource_version, metadata FROM scheduler_workflows "
             "WHERE done = 0 ORDER BY created_at"
         ).fetchall()
         return [_run(r) for r in rows]
@@ -146,6 +157,7 @@ def _run(row: tuple[Any, ...]) -> StoredRun:
         spec=json.loads(row[4]),
         state=WorkflowState.from_record(json.loads(row[5])),
         resource_version=row[6],
+        metadata=json.loads(row[7] or "{}"),
     )
 
 

@@ -90,10 +90,16 @@ class Scheduler:
     # -- calls from the services ---------------------------------------------
 
     async def start_workflow(
-        self, name: str, uid: str, namespace: str, created_at: float | None, spec: dict[str, Any]
+        self,
+        name: str,
+        uid: str,
+        namespace: str,
+        created_at: float | None,
+        spec: dict[str, Any],
+        metadata: dict[str, Any] | None = None,
     ) -> bool:
         state = WorkflowState(name=name, uid=uid)
-        stored = StoredRun(name, uid, namespace or "default", created_at, spec, state, 1)
+        stored = StoredRun(name, uid, namespace or "default", created_at, spec, state, 1, metadata or {})
         if not self.repo.insert(stored):
             existing = self.repo.load(name)
             if existing is not None and existing.uid != uid:
@@ -228,6 +234,8 @@ class Scheduler:
             created_at=stored.created_at,
             memo=self.memo,
             locks=self.locks,
+            labels=stored.metadata.get("labels") or {},
+            annotations=stored.metadata.get("annotations") or {},
         )
         run = Run(engine=engine, table=table, version=stored.resource_version)
         self._runs[stored.name] = run

@@ -47,8 +47,9 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
         require(meta.uid, "workflow.metadata.uid")
         require(request.workflow.spec.entrypoint, "workflow.spec.entrypoint")
         created = meta.creation_timestamp.ToNanoseconds() / 1e9 if meta.HasField("creation_timestamp") else None
+        metadata = {"labels": dict(meta.labels), "annotations": dict(meta.annotations)}
         started = await self.scheduler.start_workflow(
-            meta.name, meta.uid, meta.namespace, created, spec_to_dict(request.workflow.spec)
+            meta.name, meta.uid, meta.namespace, created, spec_to_dict(request.workflow.spec), metadata
         )
         return pb.StartWorkflowResponse(started=started)
 

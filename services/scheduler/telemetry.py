@@ -202,7 +202,7 @@ class SchedulerTelemetry:
                 max(0.0, finished - (node.started_at or finished)), {names.PHASE: node.phase}
             )
             watched.awaiting_start = {key for key in watched.awaiting_start if key[0] != node.id}
-        attributes = {
+        attributes: dict[str, str | int] = {
             names.WORKFLOW_NAME: state.name,
             names.WORKFLOW_UID: state.uid,
             names.NODE_ID: node.id,
@@ -256,7 +256,11 @@ class SchedulerTelemetry:
             return
         now = self._clock()
         parent = watched.trace.node(spec.node_id)
-        attributes = {names.WORKFLOW_NAME: spec.workflow, names.NODE_ID: spec.node_id, names.ATTEMPT: spec.attempt}
+        attributes: dict[str, str | int] = {
+            names.WORKFLOW_NAME: spec.workflow,
+            names.NODE_ID: spec.node_id,
+            names.ATTEMPT: spec.attempt,
+        }
         queued_since = watched.ready_at.get(spec.node_id, now)
         start_span_at(names.SPAN_QUEUE, parent, min(queued_since, now), attributes).end(end_time=int(now * 1e9))
         span = start_span_at(names.SPAN_LAUNCH, parent, now, {**attributes, "treadle.runtime": runtime})

@@ -211,5 +211,7 @@ class Linter(CallLinter):
                     continue  # expressions are checked when they run; their names are dynamic
                 if items and (ref == "item" or ref.startswith("item.")):
                     continue
+                if ref.startswith(("workflow.labels.", "workflow.annotations.")):
+                    continue  # labels can be added at submission; a missing one fails when the step resolves
                 if ref not in allowed:
                     self.fail(where, f"undefined reference {{{{{ref}}}}}")

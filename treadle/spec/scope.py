@@ -41,12 +41,15 @@ def sibling_names(prefix: str, name: str, tmpl: dict[str, Any] | None, *, looped
 def input_names(tmpl: dict[str, Any]) -> set[str]:
     inputs = tmpl.get("inputs") or {}
     names = {f"inputs.parameters.{p['name']}" for p in inputs.get("parameters") or [] if "name" in p}
+    if inputs.get("parameters"):
+        names.add("inputs.parameters")
     names |= {f"inputs.artifacts.{a['name']}.path" for a in inputs.get("artifacts") or [] if "name" in a}
     return names
 
 
 def global_names(spec: dict[str, Any]) -> set[str]:
     names = {f"workflow.{f}" for f in WORKFLOW_FIELDS}
+    names |= {"workflow.mainEntrypoint", "workflow.parameters.json"}
     args = spec.get("arguments") or {}
     names |= {f"workflow.parameters.{p['name']}" for p in args.get("parameters") or [] if "name" in p}
     for tmpl in spec.get("templates") or []:

@@ -350,7 +350,7 @@ class EngineBase:
         )
 
     def _global(self, ref: str) -> str | None:
-        if ref.startswith("workflow.parameters."):
+        if ref.startswith("workflow.parameters.") and ref != "workflow.parameters.json":
             return param_value(self.spec.get("arguments") or {}, ref.removeprefix("workflow.parameters."))
         if ref.startswith("workflow.outputs.parameters."):
             return param_value(self.state.outputs, ref.removeprefix("workflow.outputs.parameters."))
@@ -372,8 +372,17 @@ class EngineBase:
             "workflow.status": self.state.main_phase or self.state.phase,
             "workflow.duration": f"{max(0.0, self.now() - (self.state.started_at or self.now())):.3f}",
         }
-        for p in (self.spec.get("arguments") or {}).get("parameters") or []:
+        params = (self.spec.get("arguments") or {}).get("parameters") or []
+        for p in params:
             names[f"workflow.parameters.{p['name']}"] = str(p.get("value", ""))
+        names["workflow.parameters.json"] = json.dumps(
+            {p["name"]: str(p.get("value", "")) for p in params}, separators=(",", ":")
+        )
+        names["workflow.mainEntrypoint"] = str(self.spec.get("entrypoint", ""))
+        for key, value in getattr(self, "labels", {}).items():
+            names[f"workflow.labels.{key}"] = value
+        for key, value in getattr(self, "annotations", {}).items():
+            names[f"workflow.annotations.{key}"] = value
         for p in self.state.outputs.get("parameters") or []:
             names[f"workflow.outputs.parameters.{p['name']}"] = str(p.get("value", ""))
         if self.state.main_phase:  # the exit handler is the only place failures can be known

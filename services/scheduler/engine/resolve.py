@@ -90,6 +90,9 @@ class Scope:
             return self._expression(ref[1:])
         if ref in self._extra:
             return self._extra[ref]
+        if ref == "inputs.parameters":
+            params = [{"name": p["name"], "value": p.get("value")} for p in self._inputs.get("parameters") or []]
+            return json.dumps(params, separators=(",", ":"))
         if ref.startswith("inputs.parameters."):
             return param_value(self._inputs, ref.removeprefix("inputs.parameters."))
         if ref.startswith("inputs.artifacts.") and ref.endswith(".path"):

@@ -49,6 +49,8 @@ class WorkflowEngine(SyncMixin, HooksMixin, CallsMixin, StepsMixin, DagMixin, Re
         now: Callable[[], float] | None = None,
         memo: MemoCache | None = None,
         locks: Locks | None = None,
+        labels: dict[str, str] | None = None,
+        annotations: dict[str, str] | None = None,
     ) -> None:
         kwargs: dict[str, Any] = {"namespace": namespace, "created_at": created_at, "memo": memo, "locks": locks}
         if now is not None:
@@ -57,6 +59,8 @@ class WorkflowEngine(SyncMixin, HooksMixin, CallsMixin, StepsMixin, DagMixin, Re
         self._group_indexes: dict[str, dict[str, int]] = {}
         self._dag_indexes: dict[str, DagIndex] = {}
         self._deps_left: dict[tuple[str, str], int] = {}
+        self.labels = dict(labels or {})
+        self.annotations = dict(annotations or {})
 
     # -- events ---------------------------------------------------------------
 
