@@ -314,6 +314,26 @@ class WorkflowSpec(_message.Message):
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
+    @_typing.final
+    class NodeSelectorEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     ENTRYPOINT_FIELD_NUMBER: _builtins.int
     ARGUMENTS_FIELD_NUMBER: _builtins.int
     TEMPLATES_FIELD_NUMBER: _builtins.int
@@ -329,6 +349,9 @@ class WorkflowSpec(_message.Message):
     SHUTDOWN_FIELD_NUMBER: _builtins.int
     ARTIFACT_REPOSITORY_REF_FIELD_NUMBER: _builtins.int
     ARTIFACT_GC_FIELD_NUMBER: _builtins.int
+    VOLUMES_FIELD_NUMBER: _builtins.int
+    NODE_SELECTOR_FIELD_NUMBER: _builtins.int
+    TOLERATIONS_FIELD_NUMBER: _builtins.int
     entrypoint: _builtins.str
     """Name of the template that starts the workflow."""
     service_account_name: _builtins.str
@@ -377,6 +400,20 @@ class WorkflowSpec(_message.Message):
     def artifact_gc(self) -> Global___ArtifactGC:
         """When output artifacts are deleted, unless an artifact sets its own strategy."""
 
+    @_builtins.property
+    def volumes(self) -> _containers.RepeatedCompositeFieldContainer[Global___Volume]:
+        """---- containers (volumes, Kubernetes scheduling hints)
+        Volumes the workflow's containers may mount.
+        """
+
+    @_builtins.property
+    def node_selector(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Kubernetes node labels that every pod must match; recorded for the Kubernetes runtime."""
+
+    @_builtins.property
+    def tolerations(self) -> _containers.RepeatedCompositeFieldContainer[Global___Toleration]:
+        """Kubernetes tolerations of every pod; recorded for the Kubernetes runtime."""
+
     def __init__(
         self,
         *,
@@ -395,10 +432,13 @@ class WorkflowSpec(_message.Message):
         shutdown: _builtins.str = ...,
         artifact_repository_ref: Global___ArtifactRepositoryRef | None = ...,
         artifact_gc: Global___ArtifactGC | None = ...,
+        volumes: _abc.Iterable[Global___Volume] | None = ...,
+        node_selector: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        tolerations: _abc.Iterable[Global___Toleration] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_active_deadline_seconds", b"_active_deadline_seconds", "_suspend", b"_suspend", "active_deadline_seconds", b"active_deadline_seconds", "arguments", b"arguments", "artifact_gc", b"artifact_gc", "artifact_repository_ref", b"artifact_repository_ref", "suspend", b"suspend", "synchronization", b"synchronization", "template_defaults", b"template_defaults", "workflow_template_ref", b"workflow_template_ref"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_active_deadline_seconds", b"_active_deadline_seconds", "_suspend", b"_suspend", "active_deadline_seconds", b"active_deadline_seconds", "arguments", b"arguments", "artifact_gc", b"artifact_gc", "artifact_repository_ref", b"artifact_repository_ref", "entrypoint", b"entrypoint", "hooks", b"hooks", "on_exit", b"on_exit", "parallelism", b"parallelism", "service_account_name", b"service_account_name", "shutdown", b"shutdown", "suspend", b"suspend", "synchronization", b"synchronization", "template_defaults", b"template_defaults", "templates", b"templates", "workflow_template_ref", b"workflow_template_ref"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_active_deadline_seconds", b"_active_deadline_seconds", "_suspend", b"_suspend", "active_deadline_seconds", b"active_deadline_seconds", "arguments", b"arguments", "artifact_gc", b"artifact_gc", "artifact_repository_ref", b"artifact_repository_ref", "entrypoint", b"entrypoint", "hooks", b"hooks", "node_selector", b"node_selector", "on_exit", b"on_exit", "parallelism", b"parallelism", "service_account_name", b"service_account_name", "shutdown", b"shutdown", "suspend", b"suspend", "synchronization", b"synchronization", "template_defaults", b"template_defaults", "templates", b"templates", "tolerations", b"tolerations", "volumes", b"volumes", "workflow_template_ref", b"workflow_template_ref"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__active_deadline_seconds: _TypeAlias = _typing.Literal["active_deadline_seconds"]  # noqa: Y015
     _WhichOneofArgType__active_deadline_seconds: _TypeAlias = _typing.Literal["_active_deadline_seconds", b"_active_deadline_seconds"]  # noqa: Y015
@@ -511,6 +551,26 @@ class Template(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class NodeSelectorEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     NAME_FIELD_NUMBER: _builtins.int
     INPUTS_FIELD_NUMBER: _builtins.int
     OUTPUTS_FIELD_NUMBER: _builtins.int
@@ -528,6 +588,8 @@ class Template(_message.Message):
     SYNCHRONIZATION_FIELD_NUMBER: _builtins.int
     SIDECARS_FIELD_NUMBER: _builtins.int
     METADATA_FIELD_NUMBER: _builtins.int
+    NODE_SELECTOR_FIELD_NUMBER: _builtins.int
+    TOLERATIONS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Name, unique in the workflow."""
     active_deadline_seconds: _builtins.str
@@ -586,6 +648,14 @@ class Template(_message.Message):
     def metadata(self) -> Global___TemplateMetadata:
         """Labels and annotations for the step's pod."""
 
+    @_builtins.property
+    def node_selector(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Kubernetes node labels the step's pod must match; recorded for the Kubernetes runtime."""
+
+    @_builtins.property
+    def tolerations(self) -> _containers.RepeatedCompositeFieldContainer[Global___Toleration]:
+        """Kubernetes tolerations of the step's pod; recorded for the Kubernetes runtime."""
+
     def __init__(
         self,
         *,
@@ -606,10 +676,12 @@ class Template(_message.Message):
         synchronization: Global___Synchronization | None = ...,
         sidecars: _abc.Iterable[Global___Container] | None = ...,
         metadata: Global___TemplateMetadata | None = ...,
+        node_selector: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        tolerations: _abc.Iterable[Global___Toleration] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_daemon", b"_daemon", "_parallelism", b"_parallelism", "container", b"container", "daemon", b"daemon", "dag", b"dag", "inputs", b"inputs", "memoize", b"memoize", "metadata", b"metadata", "outputs", b"outputs", "parallelism", b"parallelism", "retry_strategy", b"retry_strategy", "script", b"script", "suspend", b"suspend", "synchronization", b"synchronization"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_daemon", b"_daemon", "_parallelism", b"_parallelism", "active_deadline_seconds", b"active_deadline_seconds", "container", b"container", "daemon", b"daemon", "dag", b"dag", "inputs", b"inputs", "memoize", b"memoize", "metadata", b"metadata", "name", b"name", "outputs", b"outputs", "parallelism", b"parallelism", "retry_strategy", b"retry_strategy", "script", b"script", "sidecars", b"sidecars", "steps", b"steps", "suspend", b"suspend", "synchronization", b"synchronization", "timeout", b"timeout"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_daemon", b"_daemon", "_parallelism", b"_parallelism", "active_deadline_seconds", b"active_deadline_seconds", "container", b"container", "daemon", b"daemon", "dag", b"dag", "inputs", b"inputs", "memoize", b"memoize", "metadata", b"metadata", "name", b"name", "node_selector", b"node_selector", "outputs", b"outputs", "parallelism", b"parallelism", "retry_strategy", b"retry_strategy", "script", b"script", "sidecars", b"sidecars", "steps", b"steps", "suspend", b"suspend", "synchronization", b"synchronization", "timeout", b"timeout", "tolerations", b"tolerations"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__daemon: _TypeAlias = _typing.Literal["daemon"]  # noqa: Y015
     _WhichOneofArgType__daemon: _TypeAlias = _typing.Literal["_daemon", b"_daemon"]  # noqa: Y015
@@ -968,12 +1040,17 @@ class Container(_message.Message):
     ARGS_FIELD_NUMBER: _builtins.int
     ENV_FIELD_NUMBER: _builtins.int
     WORKING_DIR_FIELD_NUMBER: _builtins.int
+    RESOURCES_FIELD_NUMBER: _builtins.int
+    IMAGE_PULL_POLICY_FIELD_NUMBER: _builtins.int
+    VOLUME_MOUNTS_FIELD_NUMBER: _builtins.int
     image: _builtins.str
     """Image reference, for example "alpine:3.20"."""
     name: _builtins.str
     """Container name; used for sidecars."""
     working_dir: _builtins.str
     """Working directory of the command."""
+    image_pull_policy: _builtins.str
+    """Always, IfNotPresent or Never."""
     @_builtins.property
     def command(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Entrypoint. When empty, the image's default is used (args run directly on the local runtime)."""
@@ -986,6 +1063,14 @@ class Container(_message.Message):
     def env(self) -> _containers.RepeatedCompositeFieldContainer[Global___EnvVar]:
         """Environment variables."""
 
+    @_builtins.property
+    def resources(self) -> Global___ResourceRequirements:
+        """cpu and memory requests and limits, for example "memory: 64Mi" and "cpu: 500m"."""
+
+    @_builtins.property
+    def volume_mounts(self) -> _containers.RepeatedCompositeFieldContainer[Global___VolumeMount]:
+        """Volumes (from spec.volumes) mounted into the container."""
+
     def __init__(
         self,
         *,
@@ -995,10 +1080,13 @@ class Container(_message.Message):
         args: _abc.Iterable[_builtins.str] | None = ...,
         env: _abc.Iterable[Global___EnvVar] | None = ...,
         working_dir: _builtins.str = ...,
+        resources: Global___ResourceRequirements | None = ...,
+        image_pull_policy: _builtins.str = ...,
+        volume_mounts: _abc.Iterable[Global___VolumeMount] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["resources", b"resources"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "command", b"command", "env", b"env", "image", b"image", "name", b"name", "working_dir", b"working_dir"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "command", b"command", "env", b"env", "image", b"image", "image_pull_policy", b"image_pull_policy", "name", b"name", "resources", b"resources", "volume_mounts", b"volume_mounts", "working_dir", b"working_dir"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1016,12 +1104,17 @@ class ScriptTemplate(_message.Message):
     ENV_FIELD_NUMBER: _builtins.int
     WORKING_DIR_FIELD_NUMBER: _builtins.int
     SOURCE_FIELD_NUMBER: _builtins.int
+    RESOURCES_FIELD_NUMBER: _builtins.int
+    IMAGE_PULL_POLICY_FIELD_NUMBER: _builtins.int
+    VOLUME_MOUNTS_FIELD_NUMBER: _builtins.int
     image: _builtins.str
     """Image reference."""
     working_dir: _builtins.str
     """Working directory of the command."""
     source: _builtins.str
     """The script's source text."""
+    image_pull_policy: _builtins.str
+    """Always, IfNotPresent or Never."""
     @_builtins.property
     def command(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """The interpreter, for example ["python3"] or ["sh"]."""
@@ -1034,6 +1127,14 @@ class ScriptTemplate(_message.Message):
     def env(self) -> _containers.RepeatedCompositeFieldContainer[Global___EnvVar]:
         """Environment variables."""
 
+    @_builtins.property
+    def resources(self) -> Global___ResourceRequirements:
+        """cpu and memory requests and limits, for example "memory: 64Mi" and "cpu: 500m"."""
+
+    @_builtins.property
+    def volume_mounts(self) -> _containers.RepeatedCompositeFieldContainer[Global___VolumeMount]:
+        """Volumes (from spec.volumes) mounted into the container."""
+
     def __init__(
         self,
         *,
@@ -1043,14 +1144,247 @@ class ScriptTemplate(_message.Message):
         env: _abc.Iterable[Global___EnvVar] | None = ...,
         working_dir: _builtins.str = ...,
         source: _builtins.str = ...,
+        resources: Global___ResourceRequirements | None = ...,
+        image_pull_policy: _builtins.str = ...,
+        volume_mounts: _abc.Iterable[Global___VolumeMount] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["resources", b"resources"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "command", b"command", "env", b"env", "image", b"image", "source", b"source", "working_dir", b"working_dir"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "command", b"command", "env", b"env", "image", b"image", "image_pull_policy", b"image_pull_policy", "resources", b"resources", "source", b"source", "volume_mounts", b"volume_mounts", "working_dir", b"working_dir"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ScriptTemplate: _TypeAlias = ScriptTemplate  # noqa: Y015
+
+@_typing.final
+class ResourceRequirements(_message.Message):
+    """Compute resources of a container."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class LimitsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    @_typing.final
+    class RequestsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    LIMITS_FIELD_NUMBER: _builtins.int
+    REQUESTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def limits(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Hard limits by resource name ("cpu", "memory")."""
+
+    @_builtins.property
+    def requests(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Requests by resource name; used for scheduling on Kubernetes."""
+
+    def __init__(
+        self,
+        *,
+        limits: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        requests: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["limits", b"limits", "requests", b"requests"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResourceRequirements: _TypeAlias = ResourceRequirements  # noqa: Y015
+
+@_typing.final
+class VolumeMount(_message.Message):
+    """A volume mounted into a container."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    MOUNT_PATH_FIELD_NUMBER: _builtins.int
+    READ_ONLY_FIELD_NUMBER: _builtins.int
+    SUB_PATH_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """Name of a volume in spec.volumes."""
+    mount_path: _builtins.str
+    """Where it appears in the container."""
+    read_only: _builtins.bool
+    """Mount it read-only."""
+    sub_path: _builtins.str
+    """Mount only this path inside the volume."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        mount_path: _builtins.str = ...,
+        read_only: _builtins.bool = ...,
+        sub_path: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["mount_path", b"mount_path", "name", b"name", "read_only", b"read_only", "sub_path", b"sub_path"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VolumeMount: _TypeAlias = VolumeMount  # noqa: Y015
+
+@_typing.final
+class Volume(_message.Message):
+    """A volume that containers of the workflow can mount."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    EMPTY_DIR_FIELD_NUMBER: _builtins.int
+    HOST_PATH_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """Name, referred to by volumeMounts."""
+    @_builtins.property
+    def empty_dir(self) -> Global___EmptyDirVolumeSource:
+        """A scratch directory that lives as long as the workflow."""
+
+    @_builtins.property
+    def host_path(self) -> Global___HostPathVolumeSource:
+        """A directory of the machine that runs the step."""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        empty_dir: Global___EmptyDirVolumeSource | None = ...,
+        host_path: Global___HostPathVolumeSource | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["empty_dir", b"empty_dir", "host_path", b"host_path"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["empty_dir", b"empty_dir", "host_path", b"host_path", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Volume: _TypeAlias = Volume  # noqa: Y015
+
+@_typing.final
+class EmptyDirVolumeSource(_message.Message):
+    """An empty directory created for the workflow."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MEDIUM_FIELD_NUMBER: _builtins.int
+    SIZE_LIMIT_FIELD_NUMBER: _builtins.int
+    medium: _builtins.str
+    """"" or "Memory"."""
+    size_limit: _builtins.str
+    """Upper bound of its size, for example "1Gi"."""
+    def __init__(
+        self,
+        *,
+        medium: _builtins.str = ...,
+        size_limit: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["medium", b"medium", "size_limit", b"size_limit"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EmptyDirVolumeSource: _TypeAlias = EmptyDirVolumeSource  # noqa: Y015
+
+@_typing.final
+class HostPathVolumeSource(_message.Message):
+    """A path on the host."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PATH_FIELD_NUMBER: _builtins.int
+    TYPE_FIELD_NUMBER: _builtins.int
+    path: _builtins.str
+    """Absolute path on the host."""
+    type: _builtins.str
+    """"", "Directory", "DirectoryOrCreate", "File" or "FileOrCreate"."""
+    def __init__(
+        self,
+        *,
+        path: _builtins.str = ...,
+        type: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["path", b"path", "type", b"type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HostPathVolumeSource: _TypeAlias = HostPathVolumeSource  # noqa: Y015
+
+@_typing.final
+class Toleration(_message.Message):
+    """A Kubernetes toleration, recorded for the Kubernetes runtime."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEY_FIELD_NUMBER: _builtins.int
+    OPERATOR_FIELD_NUMBER: _builtins.int
+    VALUE_FIELD_NUMBER: _builtins.int
+    EFFECT_FIELD_NUMBER: _builtins.int
+    TOLERATION_SECONDS_FIELD_NUMBER: _builtins.int
+    key: _builtins.str
+    """Taint key."""
+    operator: _builtins.str
+    """"Exists" or "Equal"."""
+    value: _builtins.str
+    """Taint value."""
+    effect: _builtins.str
+    """"NoSchedule", "PreferNoSchedule" or "NoExecute"."""
+    toleration_seconds: _builtins.int
+    """How long a NoExecute toleration lasts."""
+    def __init__(
+        self,
+        *,
+        key: _builtins.str = ...,
+        operator: _builtins.str = ...,
+        value: _builtins.str = ...,
+        effect: _builtins.str = ...,
+        toleration_seconds: _builtins.int | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_toleration_seconds", b"_toleration_seconds", "toleration_seconds", b"toleration_seconds"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_toleration_seconds", b"_toleration_seconds", "effect", b"effect", "key", b"key", "operator", b"operator", "toleration_seconds", b"toleration_seconds", "value", b"value"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__toleration_seconds: _TypeAlias = _typing.Literal["toleration_seconds"]  # noqa: Y015
+    _WhichOneofArgType__toleration_seconds: _TypeAlias = _typing.Literal["_toleration_seconds", b"_toleration_seconds"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__toleration_seconds) -> _WhichOneofReturnType__toleration_seconds | None: ...
+
+Global___Toleration: _TypeAlias = Toleration  # noqa: Y015
 
 @_typing.final
 class EnvVar(_message.Message):
@@ -1060,23 +1394,53 @@ class EnvVar(_message.Message):
 
     NAME_FIELD_NUMBER: _builtins.int
     VALUE_FIELD_NUMBER: _builtins.int
+    VALUE_FROM_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Variable name."""
     value: _builtins.str
     """Variable value; {{...}} tags are substituted."""
+    @_builtins.property
+    def value_from(self) -> Global___EnvVarSource:
+        """Take the value from a secret instead."""
+
     def __init__(
         self,
         *,
         name: _builtins.str = ...,
         value: _builtins.str = ...,
+        value_from: Global___EnvVarSource | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["value_from", b"value_from"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "value", b"value"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "value", b"value", "value_from", b"value_from"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___EnvVar: _TypeAlias = EnvVar  # noqa: Y015
+
+@_typing.final
+class EnvVarSource(_message.Message):
+    """Where an environment variable's value comes from."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SECRET_KEY_REF_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def secret_key_ref(self) -> Global___SecretKeySelector:
+        """A key of a secret. treadle reads secrets from files, as Kubernetes mounts them."""
+
+    def __init__(
+        self,
+        *,
+        secret_key_ref: Global___SecretKeySelector | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["secret_key_ref", b"secret_key_ref"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["secret_key_ref", b"secret_key_ref"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EnvVarSource: _TypeAlias = EnvVarSource  # noqa: Y015
 
 @_typing.final
 class ParallelSteps(_message.Message):
@@ -2167,19 +2531,23 @@ class SecretKeySelector(_message.Message):
 
     NAME_FIELD_NUMBER: _builtins.int
     KEY_FIELD_NUMBER: _builtins.int
+    OPTIONAL_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Secret name."""
     key: _builtins.str
     """Key inside the secret."""
+    optional: _builtins.bool
+    """A missing secret or key is not an error (environment variables only)."""
     def __init__(
         self,
         *,
         name: _builtins.str = ...,
         key: _builtins.str = ...,
+        optional: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "name", b"name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "name", b"name", "optional", b"optional"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
