@@ -8,7 +8,7 @@ import pytest
 import yaml
 from conformance_harness import WORKFLOW_TIMEOUT, Server
 
-from treadle.client import InvalidSpec, workflow_to_argo_json
+from treadle.client import workflow_to_argo_json
 
 # Whole workflows through a real `treadle serve all` process.
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -34,12 +34,6 @@ def test_hera_rendered_yaml_runs_unchanged(server: Server) -> None:
     assert nodes["label"]["outputs"]["result"] == "bolt-140"  # the script input's default prefix
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=InvalidSpec,
-    reason="treadle rejects the container resources Hera emits: "
-    "'spec.templates[2].container.resources: field is not supported by treadle'",
-)
 def test_hera_yaml_with_container_resources_runs(server: Server) -> None:
     nodes = run_hera(server, hera_pipeline.build(with_resources=True).to_yaml())
     assert nodes["tell"]["outputs"]["result"] == "the herringbone bolt holds 14 letters"
