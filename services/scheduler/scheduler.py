@@ -33,6 +33,9 @@ from treadle.services.scheduler.telemetry import SchedulerTelemetry
 
 log = logging.getLogger(__name__)
 
+# Seconds between two snapshots of a running workflow sent to one watcher.
+WATCH_INTERVAL = 0.1
+
 
 @dataclass
 class Snapshot:
@@ -184,8 +187,9 @@ class Scheduler:
         return found
 
     async def watch(self, name: str) -> AsyncIterator[Snapshot]:
-        """The current snapshot, then one per change, ending once the workflow is final."""
+        """The current snapshot, then the latest one after changes, ending once the workflow is final."""
         last = -1
+        sent_at = 0.0
         while True:
             run = self._runs.get(name) or self._closing.get(name)
             if run is None:
@@ -198,8 +202,15 @@ class Scheduler:
                 continue
             async with run.changed:
                 await run.changed.wait_for(lambda run=run, last=last: run.version != last)  # type: ignore[misc]
+                # Coalesce bursts: a snapshot holds every node, so building one per step of a
+                # large workflow would cost more than running it. The final state is never held back.
+                pause = WATCH_INTERVAL - (time.monotonic() - sent_at)
+                if pause > 0 and not run.engine.state.done:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(run.changed.wait_for(lambda run=run: run.engine.state.done), pause)
             snap = run.snapshot()
             last = snap.version
+            sent_at = time.monotonic()
             yield snap
             if snap.state.done:
                 return
