@@ -211,3 +211,20 @@ async def _until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         await asyncio.sleep(0.01)
+
+
+def test_launches_beyond_the_cap_wait_their_turn(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with serving() as services:
+            runtime, exits = LocalRuntime(tmp_path / "steps", max_running=2), Exits()
+            await runtime.start(exits)
+            launches = [services.step(sh("sleep 0.3"), workflow="wf-cap") for _ in range(5)]
+            for launch in launches:
+                await runtime.launch(spec_of(launch))
+            assert len(runtime._attempts) == 2 and len(runtime._waiting) == 3
+            for launch in launches:
+                await exits.wait_for(launch.key)
+            assert not runtime._waiting and not runtime._attempts
+            await runtime.close()
+
+    asyncio.run(main())

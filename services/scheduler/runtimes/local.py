@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -28,6 +29,10 @@ Key = tuple[str, str, int]
 
 # How long close() lets the host stop its steps before killing it.
 STOP_GRACE_SECONDS = 10.0
+# Steps that run at once; more wait their turn. Enough to keep two cores busy with short steps.
+DEFAULT_MAX_RUNNING = int(os.environ.get("TREADLE_MAX_RUNNING_STEPS", "32"))
+# How long a finished workflow's last executor may take to exit before it is stopped.
+CLEANUP_GRACE_SECONDS = 2.0
 _EVENT_LINE_LIMIT = 1024 * 1024
 
 
@@ -57,7 +62,14 @@ class _Host:
 class LocalRuntime:
     name = "local"
 
-    def __init__(self, steps_dir: Path, *, sandbox: str = "auto", python: str = sys.executable) -> None:
+    def __init__(
+        self,
+        steps_dir: Path,
+        *,
+        sandbox: str = "auto",
+        python: str = sys.executable,
+        max_running: int = DEFAULT_MAX_RUNNING,
+    ) -> None:
         self._steps_dir = steps_dir
         self._sandbox = sandbox
         self._python = python
@@ -65,6 +77,11 @@ class LocalRuntime:
         self._host: _Host | None = None
         self._host_lock = asyncio.Lock()
         self._attempts: dict[Key, _Host | None] = {}
+        # Launches beyond max_running wait here, oldest first, so a wide fan-out does not
+        # start thousands of processes on a small machine at once.
+        self._max_running = max(1, max_running)
+        self._waiting: dict[Key, LaunchSpec] = {}
+        self._background: set[asyncio.Task[None]] = set()
         self._closed = False
 
     async def start(self, on_exit: ExitCallback) -> None:
@@ -73,8 +90,14 @@ class LocalRuntime:
 
     async def launch(self, spec: LaunchSpec) -> None:
         key = (spec.workflow, spec.node_id, spec.attempt)
-        if key in self._attempts:
+        if key in self._attempts or key in self._waiting:
             return
+        if len(self._attempts) >= self._max_running:
+            self._waiting[key] = spec
+            return
+        await self._start(key, spec)
+
+    async def _start(self, key: Key, spec: LaunchSpec) -> None:
         self._attempts[key] = None  # reserved while the host starts: a concurrent duplicate returns above
         try:
             host = await self._live_host()
@@ -88,19 +111,44 @@ class LocalRuntime:
         await host.send(launch_line(fields))
 
     async def cancel(self, workflow: str, node_id: str, attempt: int, reason: str) -> None:
+        if self._waiting.pop((workflow, node_id, attempt), None) is not None:
+            return  # never started: nothing to stop, and the scheduler already decided its outcome
         host = self._attempts.get((workflow, node_id, attempt))
         if host is not None and not host.dead:
             await host.send(cancel_line(workflow, node_id, attempt, reason))
 
     async def cleanup(self, workflow: str) -> None:
+        """Forget a finished workflow's steps. Runs in the background: the last step's executor
+        may still be winding down after its report, and gets a moment to exit by itself."""
+        for key in [key for key in self._waiting if key[0] == workflow]:
+            del self._waiting[key]
+        if not any(key[0] == workflow for key in self._attempts):
+            await asyncio.to_thread(shutil.rmtree, workflow_dir(self._steps_dir, workflow), True)
+            return
+        task = asyncio.get_running_loop().create_task(self._cleanup_when_quiet(workflow))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _cleanup_when_quiet(self, workflow: str) -> None:
+        deadline = asyncio.get_running_loop().time() + CLEANUP_GRACE_SECONDS
+        while any(key[0] == workflow for key in self._attempts) and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
         for w, node_id, attempt in [key for key in self._attempts if key[0] == workflow]:
             await self.cancel(w, node_id, attempt, "the workflow is being cleaned up")
         await asyncio.to_thread(shutil.rmtree, workflow_dir(self._steps_dir, workflow), True)
+
+    async def _start_waiting(self) -> None:
+        while self._waiting and len(self._attempts) < self._max_running and not self._closed:
+            key = next(iter(self._waiting))
+            await self._start(key, self._waiting.pop(key))
 
     async def close(self) -> None:
         self._closed = True
         host, self._host = self._host, None
         self._attempts.clear()
+        self._waiting.clear()
+        for task in list(self._background):
+            task.cancel()
         if host is None or host.dead:
             return
         host.stdin.close()  # the host stops its steps and exits when its stdin closes
@@ -148,6 +196,7 @@ class LocalRuntime:
             if self._attempts.get(event.key) is host:
                 del self._attempts[event.key]
                 await self._notify(StepExit(*event.key, reported=event.reported, message=event.message))
+                await self._start_waiting()
         host.dead = True  # from here on, a launch starts a new host
         code = await host.process.wait()
         orphans = sorted(host.running)
