@@ -57,8 +57,8 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
     async def GetWorkflowStatus(
         self, request: pb.GetWorkflowStatusRequest, context: Context
     ) -> pb.GetWorkflowStatusResponse:
-        snap = self.scheduler.snapshot(require(request.name, "name"))
-        return pb.GetWorkflowStatusResponse(status=_status(snap), resource_version=snap.version)
+        snap = self.scheduler.snapshot(require(request.name, "name"), with_nodes=not request.omit_nodes)
+        return pb.GetWorkflowStatusResponse(status=_status(snap, request.omit_nodes), resource_version=snap.version)
 
     @grpc_errors
     async def BatchGetWorkflowStatus(
@@ -72,7 +72,9 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
         self, request: pb.WatchWorkflowStatusRequest, context: Context
     ) -> AsyncIterator[pb.WatchWorkflowStatusResponse]:
         async for snap in self.scheduler.watch(require(request.name, "name")):
-            yield pb.WatchWorkflowStatusResponse(status=_status(snap), resource_version=snap.version)
+            yield pb.WatchWorkflowStatusResponse(
+                status=_status(snap, request.omit_nodes), resource_version=snap.version
+            )
 
     @grpc_errors
     async def DeleteWorkflow(self, request: pb.DeleteWorkflowRequest, context: Context) -> pb.DeleteWorkflowResponse:
@@ -163,5 +165,5 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
         return pb.ListLocksResponse(locks=[pb.Lock(name=i.name, limit=i.limit, holders=i.holders) for i in infos])
 
 
-def _status(snap: Snapshot) -> wf.WorkflowStatus:
-    return workflow_status(snap.state, snap.nodes)
+def _status(snap: Snapshot, omit_nodes: bool = False) -> wf.WorkflowStatus:
+    return workflow_status(snap.state, () if omit_nodes else snap.nodes)

@@ -553,16 +553,20 @@ class GetWorkflowStatusRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     NAME_FIELD_NUMBER: _builtins.int
+    OMIT_NODES_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Workflow name."""
+    omit_nodes: _builtins.bool
+    """Leave status.nodes empty: cheap for workflows with very many nodes."""
     def __init__(
         self,
         *,
         name: _builtins.str = ...,
+        omit_nodes: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "omit_nodes", b"omit_nodes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -672,16 +676,20 @@ class WatchWorkflowStatusRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     NAME_FIELD_NUMBER: _builtins.int
+    OMIT_NODES_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Workflow name."""
+    omit_nodes: _builtins.bool
+    """Leave status.nodes empty in every event: cheap for workflows with very many nodes."""
     def __init__(
         self,
         *,
         name: _builtins.str = ...,
+        omit_nodes: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "omit_nodes", b"omit_nodes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
