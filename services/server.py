@@ -7,6 +7,10 @@
 Every service in a process shares one SQLite connection (each with its own
 tables) and one step-token secret. The server starts first; then each app
 starts with the addresses of its peers, the ones it hosts being its own.
+
+SIGTERM (or SIGINT) drains the server (see services/draining.py): every
+service reports NOT_SERVING, calls in flight finish within --grace-period
+seconds, and the process exits 0. A second signal ends it at once.
 """
 
 from __future__ import annotations
@@ -16,15 +20,18 @@ import asyncio
 import dataclasses
 import logging
 import sqlite3
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from grpc_health.v1 import health_pb2
 
 from treadle.auth import StepTokens, load_or_create_secret
 from treadle.config import DEFAULT_PORT, ServerConfig, ServiceAddresses, default_data_dir
 from treadle.grpcutil.server import RunningServer, create_server, wait_for_termination
 from treadle.services.app import ServiceApp
+from treadle.services.draining import CallGate
 from treadle.store.sqlite import open_database
 
 log = logging.getLogger(__name__)
@@ -34,6 +41,17 @@ ALL = "all"
 # Apps start in this order, so that a service's peers are up before it calls them.
 START_ORDER = ("artifacts", "outputs", "scheduler", "admission")
 _WILDCARD_HOSTS = ("", "0.0.0.0", "::", "[::]")
+# Seconds that calls in flight get to finish once a shutdown begins.
+DEFAULT_GRACE_PERIOD = 10.0
+# Drained first: the public API, whose calls in flight need the other services to finish.
+FRONT_SERVICES = ("admission",)
+
+
+@runtime_checkable
+class Drainable(Protocol):
+    """An app with calls that would outlive any grace period (watches): it ends them when asked."""
+
+    def begin_drain(self) -> None: ...
 
 
 @dataclass
@@ -47,18 +65,36 @@ class Stack:
     address: str
     # Every service's address, this process's own ones included.
     addresses: ServiceAddresses
+    # Counts calls in flight and turns new ones away while draining.
+    gate: CallGate
     _stopped: bool = field(default=False, repr=False)
 
     @property
     def port(self) -> int:
         return self.server.port
 
-    async def stop(self, grace: float = 5.0) -> None:
-        """Drain (NOT_SERVING, then stop taking calls and let those in flight finish), then stop the apps."""
+    async def stop(self, grace: float = DEFAULT_GRACE_PERIOD) -> None:
+        """Drain in stages (services/draining.py), then stop the apps.
+
+        Every service reports NOT_SERVING. The front services stop taking calls and end their watches,
+        and their other calls in flight finish while the services they call still answer. Then the
+        server stops taking calls and lets the rest finish within what is left of grace.
+        """
         if self._stopped:
             return
         self._stopped = True
-        await self.server.drain(grace)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        for name in ("", *self.server.service_names):
+            await self.server.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        front = [app.binding.name for name, app in self.apps.items() if name in FRONT_SERVICES]
+        self.gate.close(front)
+        for app in self.apps.values():
+            if isinstance(app, Drainable):
+                app.begin_drain()
+        if not await self.gate.wait_idle(front, max(0.0, deadline - loop.time())):
+            log.warning("calls to %s were still in flight when the grace period ended", ", ".join(front))
+        await self.server.drain(max(0.0, deadline - loop.time()))
         await _stop_apps(list(self.apps.values()))
         self.conn.close()
 
@@ -114,7 +150,8 @@ async def start_stack(config: ServerConfig, which: Sequence[str] = (ALL,)) -> St
     try:
         tokens = StepTokens(load_or_create_secret(config.token_secret_file))
         apps = {name: BUILDERS[name](config, conn, tokens) for name in names}
-        server = await create_server([app.binding for app in apps.values()], config.listen)
+        gate = CallGate(app.binding.name for app in apps.values())
+        server = await create_server([app.binding for app in apps.values()], config.listen, interceptors=[gate])
         own = advertised_address(config.listen, server.port)
         addresses = dataclasses.replace(config.addresses, **{name: own for name in names})
         for app in apps.values():
@@ -127,7 +164,7 @@ async def start_stack(config: ServerConfig, which: Sequence[str] = (ALL,)) -> St
         conn.close()
         raise
     log.info("serving %s on %s", ", ".join(names), own)
-    return Stack(server=server, apps=apps, conn=conn, address=own, addresses=addresses)
+    return Stack(server=server, apps=apps, conn=conn, address=own, addresses=addresses, gate=gate)
 
 
 def advertised_address(listen: str, port: int) -> str:
@@ -157,7 +194,17 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data-dir", type=Path, default=None, help=f"state and artifacts (default: {default_data_dir()})"
     )
-    parser.add_argument("--runtime", default="local", help="how the scheduler runs steps: local, docker or kubernetes")
+    parser.add_argument("--runtime", default="local", help="how the scheduler runs steps: local (default) or docker")
+    parser.add_argument(
+        "--docker-host", default="", metavar="URL", help="the Docker engine of --runtime docker (default: DOCKER_HOST)"
+    )
+    parser.add_argument(
+        "--secrets-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="secrets for env valueFrom.secretKeyRef, as files DIR/NAME/KEY (default: DATA_DIR/secrets)",
+    )
     parser.add_argument(
         "--artifact-repository", default="", help="artifact store URI (default: file://DATA_DIR/artifacts)"
     )
@@ -166,7 +213,24 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
             f"--{name}", metavar="ADDR", default="", help=f"HOST:PORT of the {name} service when hosted elsewhere"
         )
     parser.add_argument("--port-file", type=Path, default=None, help="write the bound port here once serving")
+    parser.add_argument(
+        "--grace-period",
+        type=float,
+        default=DEFAULT_GRACE_PERIOD,
+        metavar="SECONDS",
+        help=f"on SIGTERM, how long calls in flight may take to finish (default: {DEFAULT_GRACE_PERIOD:g})",
+    )
     parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    parser.add_argument(
+        "--log-format", default="json", choices=("json", "text"), help="json lines with trace ids (default), or text"
+    )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="serve Prometheus metrics at http://LISTEN_HOST:PORT/metrics (see also the OTEL_* variables)",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> ServerConfig:
@@ -176,22 +240,37 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         runtime=args.runtime,
         artifact_repository=args.artifact_repository,
         addresses=ServiceAddresses(**{name: getattr(args, name) for name in SERVICES}),
+        docker_host=args.docker_host,
+        secrets_dir=args.secrets_dir,
     )
 
 
 def run_serve(args: argparse.Namespace) -> int:
     """Serve until SIGTERM or SIGINT; 0 after a clean shutdown, 1 when the server could not start."""
-    logging.basicConfig(
-        stream=sys.stderr, level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    from treadle.telemetry.process import host_of, observe_process
+
+    service = "treadle" if args.service == ALL else f"treadle-{args.service}"
+    try:
+        telemetry = observe_process(
+            service,
+            log_level=args.log_level,
+            log_format=args.log_format,
+            metrics_port=args.metrics_port,
+            metrics_host=host_of(args.listen),
+        )
+    except (OSError, ValueError) as exc:
+        log.error("cannot start: %s", exc)
+        return 1
     config = config_from_args(args)
     try:
-        return asyncio.run(_serve(config, [args.service], args.port_file))
+        return asyncio.run(_serve(config, [args.service], args.port_file, args.grace_period))
     except KeyboardInterrupt:
         return 0
+    finally:
+        telemetry.shutdown()  # export the spans and metrics still batched
 
 
-async def _serve(config: ServerConfig, which: list[str], port_file: Path | None) -> int:
+async def _serve(config: ServerConfig, which: list[str], port_file: Path | None, grace_period: float) -> int:
     try:
         stack = await start_stack(config, which)
     except (OSError, ValueError, RuntimeError) as exc:  # grpc reports a port it cannot bind as RuntimeError
@@ -201,9 +280,9 @@ async def _serve(config: ServerConfig, which: list[str], port_file: Path | None)
         if port_file is not None:
             _write_atomically(port_file, f"{stack.port}\n")
         await wait_for_termination()
-        log.info("shutting down")
+        log.info("shutting down: draining for up to %gs", grace_period)
     finally:
-        await stack.stop()
+        await stack.stop(grace_period)
     return 0
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 
 import grpc
 
@@ -13,13 +13,15 @@ from treadle.grpcutil.channels import DEFAULT_TIMEOUT
 from treadle.grpcutil.status import error_from_rpc
 from treadle.outputs.v1 import outputs_pb2, outputs_pb2_grpc
 from treadle.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
-from treadle.services.admission.peers import StatusSnapshot
+from treadle.services.admission.peers import Control, StatusSnapshot, Verb
 from treadle.workflow.v1 import workflow_pb2
 
 # A watch is reopened after this long, so it has a deadline yet may last as long as the workflow.
 WATCH_SEGMENT_SECONDS = 300.0
 # Deadline of one log download.
 DOWNLOAD_TIMEOUT = 300.0
+# One FollowStepLog call; a follower resumes with a new call (from the next line) when it runs out.
+FOLLOW_TIMEOUT = 300.0
 LATEST_ATTEMPT = -1
 
 
@@ -34,27 +36,27 @@ class GrpcScheduler:
         except grpc.aio.AioRpcError as exc:
             raise error_from_rpc(exc) from None
 
-    async def get_status(self, name: str) -> StatusSnapshot:
+    async def get_status(self, name: str, *, omit_nodes: bool = False) -> StatusSnapshot:
         try:
             response = await self._stub.GetWorkflowStatus(
-                scheduler_pb2.GetWorkflowStatusRequest(name=name), timeout=self._timeout
+                scheduler_pb2.GetWorkflowStatusRequest(name=name, omit_nodes=omit_nodes), timeout=self._timeout
             )
         except grpc.aio.AioRpcError as exc:
             raise error_from_rpc(exc) from None
         return StatusSnapshot(response.status, response.resource_version)
 
-    async def batch_status(self, names: list[str]) -> dict[str, workflow_pb2.WorkflowStatus]:
+    async def batch_status(self, names: list[str]) -> dict[str, StatusSnapshot]:
         try:
             response = await self._stub.BatchGetWorkflowStatus(
                 scheduler_pb2.BatchGetWorkflowStatusRequest(names=names), timeout=self._timeout
             )
         except grpc.aio.AioRpcError as exc:
             raise error_from_rpc(exc) from None
-        return dict(response.statuses)
+        return {name: StatusSnapshot(status, None) for name, status in response.statuses.items()}
 
-    async def watch(self, name: str) -> AsyncIterator[StatusSnapshot]:
+    async def watch(self, name: str, after_version: int = -1) -> AsyncIterator[StatusSnapshot]:
         """Reopens the scheduler's watch whenever a segment's deadline passes, skipping what was seen."""
-        seen_version = -1
+        seen_version = after_version
         while True:
             call = self._stub.WatchWorkflowStatus(
                 scheduler_pb2.WatchWorkflowStatusRequest(name=name), timeout=WATCH_SEGMENT_SECONDS
@@ -77,6 +79,36 @@ class GrpcScheduler:
         except grpc.aio.AioRpcError as exc:
             raise error_from_rpc(exc) from None
 
+    async def control(self, name: str, control: Control) -> None:
+        try:
+            await self._control_call(name, control)
+        except grpc.aio.AioRpcError as exc:
+            raise error_from_rpc(exc) from None
+
+    def _control_call(self, name: str, control: Control) -> Awaitable[object]:
+        pb, stub, timeout = scheduler_pb2, self._stub, self._timeout
+        match control.verb:
+            case Verb.SUSPEND:
+                return stub.SuspendWorkflow(pb.SuspendWorkflowRequest(name=name), timeout=timeout)
+            case Verb.RESUME:
+                return stub.ResumeWorkflow(pb.ResumeWorkflowRequest(name=name, node=control.node), timeout=timeout)
+            case Verb.STOP:
+                return stub.StopWorkflow(pb.StopWorkflowRequest(name=name, message=control.message), timeout=timeout)
+            case Verb.TERMINATE:
+                request = pb.TerminateWorkflowRequest(name=name, message=control.message)
+                return stub.TerminateWorkflow(request, timeout=timeout)
+            case Verb.SET_NODE:
+                set_node = pb.SetWorkflowNodeRequest(
+                    name=name,
+                    node=control.node,
+                    output_parameters=dict(control.output_parameters),
+                    phase=control.phase,
+                    message=control.message,
+                )
+                return stub.SetWorkflowNode(set_node, timeout=timeout)
+            case Verb.RETRY:
+                return stub.RetryWorkflow(pb.RetryWorkflowRequest(name=name), timeout=timeout)
+
 
 class GrpcOutputs:
     def __init__(self, channel: grpc.aio.Channel, timeout: float = DEFAULT_TIMEOUT) -> None:
@@ -90,6 +122,18 @@ class GrpcOutputs:
         except grpc.aio.AioRpcError as exc:
             raise error_from_rpc(exc) from None
         return response.report
+
+    async def follow_log(self, workflow: str, node_id: str, from_line: int) -> AsyncIterator[list[str]]:
+        """A running step's live lines in batches (follow.py); one call lasts at most FOLLOW_TIMEOUT."""
+        request = outputs_pb2.FollowStepLogRequest(workflow=workflow, node_id=node_id, from_line=from_line)
+        call = self._stub.FollowStepLog(request, timeout=FOLLOW_TIMEOUT)
+        try:
+            async for response in call:
+                yield list(response.lines)
+        except grpc.aio.AioRpcError as exc:
+            raise error_from_rpc(exc) from None
+        finally:
+            call.cancel()
 
     async def delete_workflow_outputs(self, workflow: str) -> int:
         request = outputs_pb2.DeleteWorkflowOutputsRequest(workflow=workflow)

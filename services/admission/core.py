@@ -6,30 +6,39 @@ It never imports grpc: the other services sit behind the protocols in peers.py.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
-import json
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 from treadle.errors import AlreadyExists, FieldViolation, InvalidSpec, NotFound, TreadleError, Unavailable
+from treadle.services.admission.follow import follow_logs
+from treadle.services.admission.listing import Listed, ListQuery, plan, scan
 from treadle.services.admission.logs import log_lines, pod_nodes
-from treadle.services.admission.peers import Peers, StatusSnapshot
-from treadle.services.admission.repository import AdmissionRepository, PageCursor, WorkflowRecord
-from treadle.services.admission.submission import Submission, new_record, normalize, pending_status, to_workflow
+from treadle.services.admission.peers import Control, Peers, StatusSnapshot
+from treadle.services.admission.repository import AdmissionRepository, WorkflowRecord
+from treadle.services.admission.submission import (
+    ADMITTED_VERSION,
+    Submission,
+    new_record,
+    normalize,
+    pending_status,
+    to_workflow,
+)
+from treadle.services.admission.watching import resume_after, resume_hint, until_closed
 from treadle.workflow.v1 import workflow_pb2
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PAGE_SIZE = 100
-MAX_PAGE_SIZE = 500
+# Argo's label on a resubmitted workflow, naming the one it was copied from.
+RESUBMITTED_FROM_LABEL = "workflows.argoproj.io/resubmitted-from-workflow"
 # Tries at a fresh generated name when the random suffix collides.
 GENERATED_NAME_TRIES = 5
 # How often a watcher waiting for a hand-off looks at the record, besides being woken in-process.
 HAND_OFF_POLL_SECONDS = 0.5
+# GetWorkflowStatus calls in flight at once while a list page collects its resource versions.
+LIST_VERSION_READS = 16
 
 
 @dataclass(frozen=True)
@@ -47,6 +56,12 @@ class Admission:
         self.hand_off_needed = asyncio.Event()
         # Replaced by a fresh event on every hand-off; watchers of pending workflows wait on it.
         self._handed_off = asyncio.Event()
+        # Set when the server drains: open watches and log follows end so that their clients reconnect.
+        self._draining = asyncio.Event()
+
+    def end_watches(self) -> None:
+        """End every open watch and log follow (with UNAVAILABLE, saying where to resume) and any started later."""
+        self._draining.set()
 
     # ------------------------------------------------------------------ submit and lint
 
@@ -54,12 +69,12 @@ class Admission:
         if submission.request_id:
             earlier = self.repository.find_by_request_id(submission.request_id)
             if earlier is not None:
-                return to_workflow(earlier)
+                return _as_admitted(earlier)
         normalized = normalize(submission)
         record = self._store(normalized, submission.request_id)
         if not record.handed_off:
             await self._try_hand_off(record)
-        return to_workflow(record)
+        return _as_admitted(record)
 
     def lint(self, submission: Submission) -> workflow_pb2.Workflow:
         normalized = normalize(submission)
@@ -132,26 +147,53 @@ class Admission:
         snapshot = await self._status(record)
         return to_workflow(record, snapshot.status, snapshot.resource_version)
 
-    async def list_workflows(self, page_size: int, page_token: str) -> tuple[list[workflow_pb2.Workflow], str]:
-        if page_size < 0:
-            raise InvalidSpec(FieldViolation("page_size", "must not be negative"))
-        size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-        records = self.repository.page(size + 1, decode_page_token(page_token) if page_token else None)
-        records, more = records[:size], len(records) > size
-        handed_off = [r.name for r in records if r.handed_off]
-        statuses = await self.peers.scheduler.batch_status(handed_off) if handed_off else {}
-        workflows = [to_workflow(r, statuses.get(r.name) or pending_status()) for r in records]
-        next_token = encode_page_token((records[-1].created_at_ns, records[-1].name)) if more else ""
-        return workflows, next_token
+    async def list_workflows(self, query: ListQuery) -> tuple[list[workflow_pb2.Workflow], str]:
+        listing = plan(query)
+        page = await scan(listing, self.repository, self._statuses)
+        workflows = []
+        for item, snapshot in zip(page.items, await self._versioned(page.items), strict=True):
+            # Gone since the scan, or no longer in a wanted phase: not a match any more.
+            if snapshot is not None and listing.wants_phase(snapshot.status.phase):
+                snapshot.status.ClearField("nodes")
+                workflows.append(to_workflow(item.record, snapshot.status, snapshot.resource_version))
+        return workflows, page.next_page_token
 
-    async def watch(self, name: str) -> AsyncIterator[workflow_pb2.Workflow]:
+    async def _versioned(self, items: list[Listed]) -> list[StatusSnapshot | None]:
+        """Each listed workflow's status with its resource version (the batch read has none); None if gone."""
+        limit = asyncio.Semaphore(LIST_VERSION_READS)
+
+        async def read(item: Listed) -> StatusSnapshot | None:
+            if item.snapshot.resource_version is not None:
+                return item.snapshot
+            async with limit:
+                try:
+                    return await self.peers.scheduler.get_status(item.record.name, omit_nodes=True)
+                except NotFound:
+                    return None
+
+        return list(await asyncio.gather(*(read(item) for item in items)))
+
+    async def watch(self, name: str, resource_version: str = "") -> AsyncIterator[workflow_pb2.Workflow]:
+        """The workflow's states newer than resource_version (all, when empty) until it is final."""
         _require_name(name)
+        after = resume_after(resource_version)
         record = self.repository.get(name)
+        async for workflow in until_closed(self._states(record, after), self._draining, resume_hint):
+            yield workflow
+
+    async def _states(self, record: WorkflowRecord, after: int) -> AsyncIterator[workflow_pb2.Workflow]:
         if not record.handed_off:
-            yield to_workflow(record, pending_status())
-            record = await self._wait_for_hand_off(name)
-        async for snapshot in self.peers.scheduler.watch(name):
+            if after < ADMITTED_VERSION:
+                yield to_workflow(record, pending_status(), ADMITTED_VERSION)
+            record = await self._wait_for_hand_off(record.name)
+        async for snapshot in self.peers.scheduler.watch(record.name, after):
             yield to_workflow(record, snapshot.status, snapshot.resource_version)
+
+    async def _statuses(self, records: list[WorkflowRecord]) -> dict[str, StatusSnapshot]:
+        """A status for each record; Pending for those the scheduler does not have (yet)."""
+        handed_off = [r.name for r in records if r.handed_off]
+        known = await self.peers.scheduler.batch_status(handed_off) if handed_off else {}
+        return {r.name: known.get(r.name) or StatusSnapshot(pending_status(), ADMITTED_VERSION) for r in records}
 
     async def _status(self, record: WorkflowRecord) -> StatusSnapshot:
         if record.handed_off:
@@ -159,7 +201,7 @@ class Admission:
                 return await self.peers.scheduler.get_status(record.name)
             except NotFound:
                 pass
-        return StatusSnapshot(pending_status(), 0)
+        return StatusSnapshot(pending_status(), ADMITTED_VERSION)
 
     async def _wait_for_hand_off(self, name: str) -> WorkflowRecord:
         while True:
@@ -169,6 +211,42 @@ class Admission:
                 return record
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(handed_off.wait(), HAND_OFF_POLL_SECONDS)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def control(self, name: str, control: Control, request_id: str = "") -> workflow_pb2.Workflow:
+        """Apply a lifecycle change once per request_id; return the workflow's state after it."""
+        _require_name(name)
+        record = self.repository.get(name)
+        if not record.handed_off:
+            raise Unavailable(f"workflow {name!r} is not with the scheduler yet; try again shortly")
+        method = control.verb.value
+        earlier = self.repository.claim_request(request_id, method, name) if request_id else None
+        if earlier is None:
+            try:
+                await self.peers.scheduler.control(name, control)
+            except BaseException:
+                if request_id:
+                    self.repository.release_request(request_id)
+                raise
+        elif earlier != (method, name):
+            raise InvalidSpec(
+                FieldViolation("request_id", f"was used for {earlier[0]} of workflow {earlier[1]!r} before")
+            )
+        return await self.get(name)
+
+    async def resubmit(self, name: str, parameters: dict[str, str], request_id: str = "") -> workflow_pb2.Workflow:
+        """Submit a new workflow with the spec of an existing one (like `argo resubmit`)."""
+        _require_name(name)
+        if request_id and (earlier := self.repository.find_by_request_id(request_id)) is not None:
+            return _as_admitted(earlier)
+        original = to_workflow(self.repository.get(name))
+        copy = workflow_pb2.Workflow(spec=original.spec)
+        copy.metadata.generate_name = f"{name}-"
+        copy.metadata.namespace = original.metadata.namespace
+        copy.metadata.labels.update({**original.metadata.labels, RESUBMITTED_FROM_LABEL: name})
+        copy.metadata.annotations.update(original.metadata.annotations)
+        return await self.submit(Submission(workflow=copy, parameters=parameters, request_id=request_id))
 
     # ------------------------------------------------------------------ delete and logs
 
@@ -186,9 +264,13 @@ class Admission:
         await self.peers.outputs.delete_workflow_outputs(name)
         self.repository.delete(name, request_id)
 
-    async def logs(self, name: str, node: str = "") -> AsyncIterator[LogLine]:
+    async def logs(self, name: str, node: str = "", *, follow: bool = False) -> AsyncIterator[LogLine]:
         _require_name(name)
         record = self.repository.get(name)
+        if follow:  # live lines too, until the workflow has finished (follow.py)
+            async for followed in until_closed(follow_logs(self.peers, name, node), self._draining):
+                yield LogLine(node_id=followed.node_id, node_name=followed.node_name, content=followed.content)
+            return
         snapshot = await self._status(record)
         for pod in pod_nodes(snapshot.status, node):
             try:
@@ -202,18 +284,9 @@ class Admission:
                 yield LogLine(node_id=pod.id, node_name=node_name, content=line)
 
 
-def encode_page_token(cursor: PageCursor) -> str:
-    return base64.urlsafe_b64encode(json.dumps([cursor[0], cursor[1]]).encode()).decode()
-
-
-def decode_page_token(token: str) -> PageCursor:
-    try:
-        created_at_ns, name = json.loads(base64.urlsafe_b64decode(token.encode()))
-        if not isinstance(created_at_ns, int) or not isinstance(name, str):
-            raise ValueError(token)
-    except (ValueError, TypeError, binascii.Error):
-        raise InvalidSpec(FieldViolation("page_token", "not a page token from a previous response")) from None
-    return created_at_ns, name
+def _as_admitted(record: WorkflowRecord) -> workflow_pb2.Workflow:
+    """What SubmitWorkflow returns: the state at admission, whatever happened since."""
+    return to_workflow(record, pending_status(), ADMITTED_VERSION)
 
 
 def _require_name(name: str) -> None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
 from typing import Protocol
 
 from treadle.errors import Unavailable
@@ -14,8 +15,34 @@ from treadle.workflow.v1 import workflow_pb2
 @dataclass(frozen=True)
 class StatusSnapshot:
     status: workflow_pb2.WorkflowStatus
-    # Increases with every change the scheduler stores.
-    resource_version: int
+    # Increases with every change the scheduler stores; 0 before the scheduler has the workflow.
+    # None when the scheduler did not say (BatchGetWorkflowStatus does not).
+    resource_version: int | None
+
+
+class Verb(Enum):
+    """The lifecycle changes SchedulerService makes to a workflow it runs."""
+
+    SUSPEND = "suspend"
+    RESUME = "resume"
+    STOP = "stop"
+    TERMINATE = "terminate"
+    SET_NODE = "set-node"
+    RETRY = "retry"
+
+
+@dataclass(frozen=True)
+class Control:
+    """One lifecycle change, with the arguments its verb takes."""
+
+    verb: Verb
+    # RESUME and SET_NODE: the suspend node (id, name or display name).
+    node: str = ""
+    # STOP, TERMINATE and SET_NODE: the recorded message.
+    message: str = ""
+    # SET_NODE: supplied output parameters, and the node's final phase (UNSPECIFIED keeps it waiting).
+    output_parameters: Mapping[str, str] = field(default_factory=dict)
+    phase: workflow_pb2.NodePhase.ValueType = workflow_pb2.NODE_PHASE_UNSPECIFIED
 
 
 class Scheduler(Protocol):
@@ -23,20 +50,24 @@ class Scheduler(Protocol):
         """Idempotent per workflow uid."""
         ...
 
-    async def get_status(self, name: str) -> StatusSnapshot:
+    async def get_status(self, name: str, *, omit_nodes: bool = False) -> StatusSnapshot:
         """Raises NotFound when the scheduler does not know the workflow."""
         ...
 
-    async def batch_status(self, names: list[str]) -> dict[str, workflow_pb2.WorkflowStatus]:
-        """Statuses without node maps; unknown names are left out."""
+    async def batch_status(self, names: list[str]) -> dict[str, StatusSnapshot]:
+        """Statuses without node maps (nor resource versions); unknown names are left out."""
         ...
 
-    def watch(self, name: str) -> AsyncIterator[StatusSnapshot]:
-        """The current status, then each change; ends once the workflow is final."""
+    def watch(self, name: str, after_version: int = -1) -> AsyncIterator[StatusSnapshot]:
+        """The current status, then each change, skipping versions up to after_version; ends once final."""
         ...
 
     async def delete(self, name: str) -> None:
         """Stops running steps and forgets the workflow. Raises NotFound when unknown."""
+        ...
+
+    async def control(self, name: str, control: Control) -> None:
+        """Applies a lifecycle change; FailedPrecondition when the workflow's state does not allow it."""
         ...
 
 
@@ -66,17 +97,20 @@ class NotConnected:
     async def start_workflow(self, workflow: workflow_pb2.Workflow) -> None:
         raise self._fail()
 
-    async def get_status(self, name: str) -> StatusSnapshot:
+    async def get_status(self, name: str, *, omit_nodes: bool = False) -> StatusSnapshot:
         raise self._fail()
 
-    async def batch_status(self, names: list[str]) -> dict[str, workflow_pb2.WorkflowStatus]:
+    async def batch_status(self, names: list[str]) -> dict[str, StatusSnapshot]:
         raise self._fail()
 
-    async def watch(self, name: str) -> AsyncIterator[StatusSnapshot]:
+    async def watch(self, name: str, after_version: int = -1) -> AsyncIterator[StatusSnapshot]:
         raise self._fail()
         yield  # an async generator, like the real one
 
     async def delete(self, name: str) -> None:
+        raise self._fail()
+
+    async def control(self, name: str, control: Control) -> None:
         raise self._fail()
 
     async def get_report(self, workflow: str, node_id: str) -> ReportStepOutputsRequest:

@@ -30,13 +30,18 @@ class HandOffReconciler:
         # With nothing pending, look again this often anyway (a safety net, not the main trigger).
         self._idle_interval = idle_interval
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def start(self) -> None:
         if self._task is None:
+            self._stopping = False
             self._task = asyncio.create_task(self._run(), name="admission-hand-off-reconciler")
 
     async def stop(self) -> None:
         if self._task is not None:
+            # grpc.aio may turn the cancellation of a call in flight into a CANCELLED error,
+            # which the pass handles like any failed hand-off; the flag ends the loop regardless.
+            self._stopping = True
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
@@ -45,7 +50,7 @@ class HandOffReconciler:
     async def _run(self) -> None:
         wake = self._admission.hand_off_needed
         delay = self._min_delay
-        while True:
+        while not self._stopping:
             wake.clear()
             try:
                 done = await self._admission.hand_off_pending()

@@ -37,9 +37,21 @@ SCHEMA = [
         deleted_at REAL NOT NULL
     )
     """,
+    # The request ids of lifecycle calls (suspend, resume, stop, ...) that took effect.
+    """
+    CREATE TABLE admission_requests (
+        request_id TEXT PRIMARY KEY,
+        method TEXT NOT NULL,
+        name TEXT NOT NULL,
+        created_at REAL NOT NULL
+    )
+    """,
 ]
 
 _COLUMNS = "name, uid, namespace, generate_name, labels, annotations, created_at_ns, spec, request_id, handed_off"
+
+# Where a page of the newest-first listing resumes: the last record's (created_at_ns, name).
+PageCursor = tuple[int, str]
 
 
 @dataclass(frozen=True)
@@ -58,9 +70,10 @@ class WorkflowRecord:
     request_id: str = ""
     handed_off: bool = False
 
-
-# Where a page of the newest-first listing resumes: the last record's (created_at_ns, name).
-PageCursor = tuple[int, str]
+    @property
+    def cursor(self) -> PageCursor:
+        """Where a newest-first listing resumes after this record."""
+        return self.created_at_ns, self.name
 
 
 class AdmissionRepository:
@@ -117,20 +130,21 @@ class AdmissionRepository:
         ).fetchone()
         return _record(row) if row is not None else None
 
-    def page(self, limit: int, after: PageCursor | None = None) -> list[WorkflowRecord]:
-        """Up to limit records, newest first, starting after the cursor."""
-        if after is None:
-            rows = self._conn.execute(
-                f"SELECT {_COLUMNS} FROM admission_workflows ORDER BY created_at_ns DESC, name DESC LIMIT ?",
-                (limit,),
-            ).fetchall()
-        else:
-            rows = self._conn.execute(
-                f"SELECT {_COLUMNS} FROM admission_workflows "
-                "WHERE created_at_ns < ? OR (created_at_ns = ? AND name < ?) "
-                "ORDER BY created_at_ns DESC, name DESC LIMIT ?",
-                (after[0], after[0], after[1], limit),
-            ).fetchall()
+    def page(self, limit: int, after: PageCursor | None = None, *, name_prefix: str = "") -> list[WorkflowRecord]:
+        """Up to limit records, newest first, starting after the cursor; only names starting with name_prefix."""
+        conditions: list[str] = []
+        args: list[Any] = []
+        if after is not None:
+            conditions.append("(created_at_ns < ? OR (created_at_ns = ? AND name < ?))")
+            args += [after[0], after[0], after[1]]
+        if name_prefix:
+            conditions.append("substr(name, 1, ?) = ?")
+            args += [len(name_prefix), name_prefix]
+        where = f"WHERE {' AND '.join(conditions)} " if conditions else ""
+        rows = self._conn.execute(
+            f"SELECT {_COLUMNS} FROM admission_workflows {where}ORDER BY created_at_ns DESC, name DESC LIMIT ?",
+            (*args, limit),
+        ).fetchall()
         return [_record(row) for row in rows]
 
     def not_handed_off(self, limit: int = 1000) -> list[WorkflowRecord]:
@@ -158,6 +172,27 @@ class AdmissionRepository:
                     (request_id, name, time.time()),
                 )
         return deleted
+
+    def claim_request(self, request_id: str, method: str, name: str) -> tuple[str, str] | None:
+        """Record that request_id is used for method on workflow name.
+
+        None when this call claimed it; else the (method, name) it was claimed for before.
+        """
+        try:
+            self._conn.execute(
+                "INSERT INTO admission_requests(request_id, method, name, created_at) VALUES(?, ?, ?, ?)",
+                (request_id, method, name, time.time()),
+            )
+        except sqlite3.IntegrityError:
+            row = self._conn.execute(
+                "SELECT method, name FROM admission_requests WHERE request_id = ?", (request_id,)
+            ).fetchone()
+            return (str(row[0]), str(row[1])) if row else (method, name)
+        return None
+
+    def release_request(self, request_id: str) -> None:
+        """Forget a claim whose call failed, so that a retry with the same id runs again."""
+        self._conn.execute("DELETE FROM admission_requests WHERE request_id = ?", (request_id,))
 
     def was_deleted_by(self, request_id: str, name: str) -> bool:
         row = self._conn.execute(

@@ -41,6 +41,10 @@ class AdmissionApp:
         self.core.peers = peers
         self.reconciler.start()
 
+    def begin_drain(self) -> None:
+        """The server is shutting down: end open watches so that their clients resume elsewhere."""
+        self.core.end_watches()
+
     async def stop(self) -> None:
         await self.reconciler.stop()
         self.core.peers = Peers.not_connected()

@@ -19,6 +19,8 @@ from treadle.spec.validate import validate_workflow
 from treadle.workflow.v1 import workflow_pb2
 
 DEFAULT_NAMESPACE = "default"
+# The resource version of a workflow the scheduler has not taken yet; every version the scheduler gives is greater.
+ADMITTED_VERSION = 0
 GENERATED_SUFFIX_LENGTH = 5
 _SUFFIX_ALPHABET = string.ascii_lowercase + string.digits
 
@@ -77,9 +79,9 @@ def generated_name(prefix: str) -> str:
 
 
 def to_workflow(
-    record: WorkflowRecord, status: workflow_pb2.WorkflowStatus | None = None, resource_version: int = 0
+    record: WorkflowRecord, status: workflow_pb2.WorkflowStatus | None = None, resource_version: int | None = None
 ) -> workflow_pb2.Workflow:
-    """The wire form of a record, with a status when one is given."""
+    """The wire form of a record, with a status and its resource version when they are given."""
     created = Timestamp()
     created.FromNanoseconds(record.created_at_ns)
     metadata = workflow_pb2.ObjectMeta(
@@ -90,7 +92,7 @@ def to_workflow(
         labels=record.labels,
         annotations=record.annotations,
         creation_timestamp=created,
-        resource_version=str(resource_version) if resource_version else "",
+        resource_version="" if resource_version is None else str(resource_version),
     )
     return workflow_pb2.Workflow(metadata=metadata, spec=spec_from_dict(record.spec), status=status)
 

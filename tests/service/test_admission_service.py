@@ -20,8 +20,10 @@ from treadle.admission.v1 import admission_pb2, admission_pb2_grpc
 from treadle.artifacts.v1 import artifacts_pb2, artifacts_pb2_grpc
 from treadle.auth import StepTokens
 from treadle.config import ServerConfig, ServiceAddresses
+from treadle.errors import FailedPrecondition
 from treadle.grpcutil.channels import open_channel
 from treadle.grpcutil.server import RunningServer, ServiceBinding, create_server
+from treadle.grpcutil.status import abort_with
 from treadle.outputs.v1 import outputs_pb2, outputs_pb2_grpc
 from treadle.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
 from treadle.services.admission.reconciler import HandOffReconciler
@@ -70,6 +72,7 @@ class FakeScheduler(scheduler_pb2_grpc.SchedulerServiceServicer):
         self.statuses: dict[str, workflow_pb2.WorkflowStatus] = {}
         self.versions: dict[str, int] = defaultdict(int)
         self.deleted: list[str] = []
+        self.controls: list[tuple[str, str]] = []
         self.changed = asyncio.Condition()
 
     async def _check_up(self, context: Context) -> None:
@@ -99,9 +102,11 @@ class FakeScheduler(scheduler_pb2_grpc.SchedulerServiceServicer):
         await self._check_up(context)
         if request.name not in self.statuses:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"workflow {request.name} not found")
-        return scheduler_pb2.GetWorkflowStatusResponse(
-            status=self.statuses[request.name], resource_version=self.versions[request.name]
-        )
+        status = workflow_pb2.WorkflowStatus()
+        status.CopyFrom(self.statuses[request.name])
+        if request.omit_nodes:
+            status.ClearField("nodes")
+        return scheduler_pb2.GetWorkflowStatusResponse(status=status, resource_version=self.versions[request.name])
 
     async def BatchGetWorkflowStatus(
         self, request: scheduler_pb2.BatchGetWorkflowStatusRequest, context: Context
@@ -139,6 +144,55 @@ class FakeScheduler(scheduler_pb2_grpc.SchedulerServiceServicer):
         self.deleted.append(request.name)
         del self.started[request.name], self.statuses[request.name]
         return scheduler_pb2.DeleteWorkflowResponse()
+
+    async def _control(self, verb: str, name: str, context: Context, phase: int | None = None) -> None:
+        """Lifecycle calls: recorded, refused for a finished workflow as the real scheduler does."""
+        await self._check_up(context)
+        if name not in self.statuses:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"workflow {name} not found")
+        if self.statuses[name].phase in FINAL and verb != "retry":
+            await abort_with(
+                context, FailedPrecondition(f"cannot {verb} {name}: finished", subject=f"workflows/{name}")
+            )
+        self.controls.append((verb, name))
+        await self.set_status(name, workflow_pb2.WorkflowStatus(phase=phase or self.statuses[name].phase))
+
+    async def SuspendWorkflow(
+        self, request: scheduler_pb2.SuspendWorkflowRequest, context: Context
+    ) -> scheduler_pb2.SuspendWorkflowResponse:
+        await self._control("suspend", request.name, context)
+        return scheduler_pb2.SuspendWorkflowResponse(status=self.statuses[request.name])
+
+    async def ResumeWorkflow(
+        self, request: scheduler_pb2.ResumeWorkflowRequest, context: Context
+    ) -> scheduler_pb2.ResumeWorkflowResponse:
+        await self._control(f"resume:{request.node}", request.name, context)
+        return scheduler_pb2.ResumeWorkflowResponse(status=self.statuses[request.name])
+
+    async def StopWorkflow(
+        self, request: scheduler_pb2.StopWorkflowRequest, context: Context
+    ) -> scheduler_pb2.StopWorkflowResponse:
+        await self._control(f"stop:{request.message}", request.name, context, workflow_pb2.WORKFLOW_PHASE_FAILED)
+        return scheduler_pb2.StopWorkflowResponse(status=self.statuses[request.name])
+
+    async def TerminateWorkflow(
+        self, request: scheduler_pb2.TerminateWorkflowRequest, context: Context
+    ) -> scheduler_pb2.TerminateWorkflowResponse:
+        await self._control(f"terminate:{request.message}", request.name, context, workflow_pb2.WORKFLOW_PHASE_FAILED)
+        return scheduler_pb2.TerminateWorkflowResponse(status=self.statuses[request.name])
+
+    async def SetWorkflowNode(
+        self, request: scheduler_pb2.SetWorkflowNodeRequest, context: Context
+    ) -> scheduler_pb2.SetWorkflowNodeResponse:
+        supplied = ",".join(f"{k}={v}" for k, v in sorted(request.output_parameters.items()))
+        await self._control(f"set:{request.node}:{supplied}:{request.phase}", request.name, context)
+        return scheduler_pb2.SetWorkflowNodeResponse(status=self.statuses[request.name])
+
+    async def RetryWorkflow(
+        self, request: scheduler_pb2.RetryWorkflowRequest, context: Context
+    ) -> scheduler_pb2.RetryWorkflowResponse:
+        await self._control("retry", request.name, context, workflow_pb2.WORKFLOW_PHASE_RUNNING)
+        return scheduler_pb2.RetryWorkflowResponse(status=self.statuses[request.name])
 
 
 class FakeOutputs(outputs_pb2_grpc.OutputServiceServicer):
@@ -559,3 +613,382 @@ def test_logs_stream_each_pod_nodes_saved_log_line_by_line(tmp_path: Path) -> No
         assert caught.value.code() == grpc.StatusCode.NOT_FOUND
 
     run(tmp_path, test)
+
+
+# ---------------------------------------------------------------------- list filters
+
+
+async def submit_named(h: Harness, name: str, labels: dict[str, str] | None = None) -> None:
+    workflow = typed_workflow(name)
+    workflow.metadata.labels.update(labels or {})
+    await h.stub.SubmitWorkflow(admission_pb2.SubmitWorkflowRequest(workflow=workflow), timeout=5)
+
+
+async def list_all(h: Harness, **filters: Any) -> tuple[list[str], int]:
+    """Every name a filtered listing returns, following tokens; and how many pages it took."""
+    names: list[str] = []
+    token = ""
+    pages = 0
+    while True:
+        request = admission_pb2.ListWorkflowsRequest(page_token=token, **filters)
+        page = await h.stub.ListWorkflows(request, timeout=5)
+        names += [w.metadata.name for w in page.workflows]
+        pages += 1
+        token = page.next_page_token
+        if not token:
+            return names, pages
+
+
+def test_list_filters_by_label_selector_phase_and_name_prefix(tmp_path: Path) -> None:
+    async def test(h: Harness) -> None:
+        await submit_named(h, "build-1", {"team": "a", "env": "dev"})
+        await submit_named(h, "build-2", {"team": "a", "env": "prod"})
+        await submit_named(h, "test-1", {"team": "b", "canary": "yes"})
+        await submit_named(h, "test-2", {})
+        await h.scheduler.set_status("build-2", workflow_pb2.WorkflowStatus(phase=workflow_pb2.WORKFLOW_PHASE_FAILED))
+        await h.scheduler.set_status("test-2", workflow_pb2.WorkflowStatus(phase=workflow_pb2.WORKFLOW_PHASE_SUCCEEDED))
+
+        async def names(**filters: Any) -> list[str]:
+            return (await list_all(h, **filters))[0]
+
+        assert await names(label_selector="team=a") == ["build-2", "build-1"]
+        assert await names(label_selector="team==a,env!=prod") == ["build-1"]
+        assert await names(label_selector="team!=a") == ["test-2", "test-1"]  # != also matches a missing label
+        assert await names(label_selector="env in (dev, qa)") == ["build-1"]
+        assert await names(label_selector="env notin (dev)") == ["test-2", "test-1", "build-2"]
+        assert await names(label_selector="canary") == ["test-1"]
+        assert await names(label_selector="!canary,!env") == ["test-2"]
+        assert await names(name_prefix="test-") == ["test-2", "test-1"]
+        running = workflow_pb2.WORKFLOW_PHASE_RUNNING
+        assert await names(phases=[running]) == ["test-1", "build-1"]
+        finished = [workflow_pb2.WORKFLOW_PHASE_SUCCEEDED, workflow_pb2.WORKFLOW_PHASE_FAILED]
+        assert await names(phases=finished) == ["test-2", "build-2"]
+        assert await names(phases=finished, name_prefix="build", label_selector="team=a") == ["build-2"]
+
+    run(tmp_path, test)
+
+
+def test_list_shows_workflows_the_scheduler_has_not_taken_as_pending(tmp_path: Path) -> None:
+    async def test(h: Harness) -> None:
+        await submit_named(h, "taken")
+        h.scheduler.down = True
+        await submit_named(h, "waiting")
+        await h.app.reconciler.stop()  # so that "waiting" stays with admission
+        h.scheduler.down = False
+        pending = await list_all(h, phases=[workflow_pb2.WORKFLOW_PHASE_PENDING])
+        assert pending == (["waiting"], 1)
+
+    run(tmp_path, test)
+
+
+def test_a_filtered_listing_never_skips_a_match_across_short_pages(tmp_path: Path, monkeypatch: Any) -> None:
+    from treadle.services.admission import listing
+
+    # Examine at most 4 records a call, so that a selective filter spreads over many short pages.
+    monkeypatch.setattr(listing, "SCAN_LIMIT", 4)
+    monkeypatch.setattr(listing, "MIN_SCAN_BATCH", 2)
+
+    async def test(h: Harness) -> None:
+        expected = []
+        for i in range(23):
+            matches = i % 5 == 0
+            await submit_named(h, f"wf-{i:02d}", {"keep": "yes"} if matches else {})
+            if matches:
+                expected.append(f"wf-{i:02d}")
+        names, pages = await list_all(h, label_selector="keep=yes", page_size=2)
+        assert names == list(reversed(expected))
+        assert pages > 3  # the scan limit, not the page size, ended most pages
+        every, _ = await list_all(h, page_size=3)
+        assert len(every) == 23 == len(set(every))
+
+    run(tmp_path, test)
+
+
+def test_list_rejects_bad_filters_naming_each_field(tmp_path: Path) -> None:
+    async def test(h: Harness) -> None:
+        request = admission_pb2.ListWorkflowsRequest(label_selector="team in a", phases=[0, 42], page_size=-1)
+        error = await expect_code(h.stub.ListWorkflows(request, timeout=5), grpc.StatusCode.INVALID_ARGUMENT)
+        fields = [v.field for v in detail(error, error_details_pb2.BadRequest).field_violations]
+        assert fields == ["page_size", "phases[0]", "phases[1]", "label_selector"]
+
+        for selector in ("a=b,,c", "a=(b)", "in (x", "a b", "x in ()"):
+            error = await expect_code(
+                h.stub.ListWorkflows(admission_pb2.ListWorkflowsRequest(label_selector=selector), timeout=5),
+                grpc.StatusCode.INVALID_ARGUMENT,
+            )
+            assert detail(error, error_details_pb2.BadRequest).field_violations[0].field == "label_selector"
+
+    run(tmp_path, test)
+
+
+def test_a_page_token_is_valid_only_with_the_filters_it_was_issued_for(tmp_path: Path) -> None:
+    async def test(h: Harness) -> None:
+        for i in range(3):
+            await submit_named(h, f"wf-{i}", {"team": "a"})
+        first = await h.stub.ListWorkflows(
+            admission_pb2.ListWorkflowsRequest(page_size=1, label_selector="team=a"), timeout=5
+        )
+        token = first.next_page_token
+        assert token
+        same = admission_pb2.ListWorkflowsRequest(page_size=2, label_selector="team=a", page_token=token)
+        assert [w.metadata.name for w in (await h.stub.ListWorkflows(same, timeout=5)).workflows] == ["wf-1", "wf-0"]
+        other = admission_pb2.ListWorkflowsRequest(page_size=1, label_selector="team=b", page_token=token)
+        error = await expect_code(h.stub.ListWorkflows(other, timeout=5), grpc.StatusCode.INVALID_ARGUMENT)
+        violation = detail(error, error_details_pb2.BadRequest).field_violations[0]
+        assert violation.field == "page_token" and "other filters" in violation.description
+
+    run(tmp_path, test)
+
+
+# ---------------------------------------------------------------------- resource versions and resumed watches
+
+
+def test_every_returned_workflow_carries_a_resource_version(tmp_path: Path) -> None:
+    async def test(h: Harness) -> None:
+        submitted = await submit_manifest(h.stub)
+        name = submitted.metadata.name
+        assert submitted.metadata.resource_version == "0"
+        assert submitted.status.phase == workflow_pb2.WORKFLOW_PHASE_PENDING
+        got = await h.stub.GetWorkflow(admission_pb2.GetWorkflowRequest(name=name), timeout=5)
+        assert got.workflow.metadata.resource_version == "1"
+        linted = await h.stub.LintWorkflow(admission_pb2.LintWorkflowRequest(manifest=MANIFEST), timeout=5)
+        assert linted.workflow.metadata.resource_version == ""  # not stored: no version
+        h.scheduler.down = True
+        waiting = await submit_manifest(h.stub)
+        await h.app.reconciler.stop()
+        h.scheduler.down = False
+        await h.scheduler.set_status(name, workflow_pb2.WorkflowStatus(phase=workflow_pb2.WORKFLOW_PHASE_SUCCEEDED))
+        listed = await h.stub.ListWorkflows(admission_pb2.ListWorkflowsRequest(), timeout=5)
+        versions = {w.metadata.name: w.metadata.resource_version for w in listed.workflows}
+        assert versions == {name: "2", waiting.metadata.name: "0"}
+
+    run(tmp_path, test)
+
+
+async def read_event(call: Any) -> workflow_pb2.Workflow:
+    event = await call.read()
+    assert isinstance(event, admission_pb2.WatchWorkflowResponse), event
+    return event.workflow
+
+
+def test_a_resumed_watch_sends_only_newer_states_and_never_repeats_one(tmp_path: Path) -> None:
+    async def test(h: Harness) -> None:
+        await submit_named(h, "w")
+        first = h.stub.WatchWorkflow(admission_pb2.WatchWorkflowRequest(name="w"), timeout=10)
+        assert (await read_event(first)).metadata.resource_version == "1"
+        await h.scheduler.set_status("w", workflow_pb2.WorkflowStatus(phase=workflow_pb2.WORKFLOW_PHASE_RUNNING))
+        seen = await read_event(first)
+        assert seen.metadata.resource_version == "2"
+        first.cancel()  # the connection drops
+
+        # Changes while the client is away are folded into the first event of the resumed watch.
+        for _ in range(2):
+            await h.scheduler.set_status("w", workflow_pb2.WorkflowStatus(phase=workflow_pb2.WORKFLOW_PHASE_RUNNING))
+        resumed = h.stub.WatchWorkflow(
+            admission_pb2.WatchWorkflowRequest(name="w", resource_version=seen.metadata.resource_version), timeout=10
+        )
+        assert (await read_event(resumed)).metadata.resource_version == "4"
+        await h.scheduler.set_status("w", workflow_pb2.WorkflowStatus(phase=workflow_pb2.WORKFLOW_PHASE_SUCCEEDED))
+        last = await read_event(resumed)
+        assert (last.metadata.resource_version, last.status.phase) == ("5", workflow_pb2.WORKFLOW_PHASE_SUCCEEDED)
+        assert await resumed.read() is grpc.aio.EOF
+
+        # Resuming at the final version sends nothing and ends: the client has seen it all.
+        done = h.stub.WatchWorkflow(admission_pb2.WatchWorkflowRequest(name="w", resource_version="5"), timeout=10)
+        assert await done.read() is grpc.aio.EOF
+        assert await done.code() == grpc.StatusCode.OK
+
+    run(tmp_path, test)
+
+
+def test_a_watch_resumed_from_the_admitted_version_skips_only_the_pending_state(tmp_path: Path) -> None:
+    async def test(h: Harness) -> None:
+        h.scheduler.down = True
+        submitted = await submit_manifest(h.stub)
+        name = submitted.metadata.name
+        watch = h.stub.WatchWorkflow(
+            admission_pb2.WatchWorkflowRequest(name=name, resource_version=submitted.metadata.resource_version),
+            timeout=10,
+        )
+        h.scheduler.down = False
+        event = await read_event(watch)
+        assert (event.metadata.resource_version, event.status.phase) == ("1", workflow_pb2.WORKFLOW_PHASE_RUNNING)
+        watch.cancel()
+
+    run(tmp_path, test)
+
+
+def test_watch_rejects_a_resource_version_that_is_not_one(tmp_path: Path) -> None:
+    async def test(h: Harness) -> None:
+        await submit_named(h, "w")
+        call = h.stub.WatchWorkflow(admission_pb2.WatchWorkflowRequest(name="w", resource_version="abc"), timeout=5)
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await call.read()
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert detail(caught.value, error_details_pb2.BadRequest).field_violations[0].field == "resource_version"
+
+    run(tmp_path, test)
+
+
+def test_draining_ends_open_watches_with_unavailable_and_where_to_resume(tmp_path: Path) -> None:
+    async def test(h: Harness) -> None:
+        await submit_named(h, "w")
+        watch = h.stub.WatchWorkflow(admission_pb2.WatchWorkflowRequest(name="w"), timeout=10)
+        assert (await read_event(watch)).metadata.resource_version == "1"
+        h.app.begin_drain()
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await watch.read()
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert "resource_version=1" in (caught.value.details() or "")
+
+    run(tmp_path, test)
+
+
+def test_draining_ends_log_follows_too(tmp_path: Path) -> None:
+    async def test(h: Harness) -> None:
+        await submit_named(h, "w")  # running, and it stays so
+        follow = h.stub.WorkflowLogs(admission_pb2.WorkflowLogsRequest(name="w", follow=True), timeout=10)
+        await asyncio.sleep(0.3)
+        h.app.begin_drain()
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await follow.read()
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert "shutting down" in (caught.value.details() or "")
+
+    run(tmp_path, test)
+
+
+# ---------------------------------------------------------------------- lifecycle calls
+
+
+def test_lifecycle_calls_reach_the_scheduler_and_return_the_workflow_with_its_version(tmp_path: Path) -> None:
+    async def test(h: Harness) -> None:
+        await submit_named(h, "w")
+        stub = h.stub
+        suspended = await stub.SuspendWorkflow(admission_pb2.SuspendWorkflowRequest(name="w"), timeout=5)
+        assert suspended.workflow.metadata.name == "w" and suspended.workflow.metadata.resource_version == "2"
+        await stub.ResumeWorkflow(admission_pb2.ResumeWorkflowRequest(name="w", node="approve"), timeout=5)
+        await stub.SetWorkflowNode(
+            admission_pb2.SetWorkflowNodeRequest(
+                name="w", node="approve", output_parameters={"ok": "yes"}, phase=workflow_pb2.NODE_PHASE_SUCCEEDED
+            ),
+            timeout=5,
+        )
+        stopped = await stub.StopWorkflow(admission_pb2.StopWorkflowRequest(name="w", message="enough"), timeout=5)
+        assert stopped.workflow.status.phase == workflow_pb2.WORKFLOW_PHASE_FAILED
+        retried = await stub.RetryWorkflow(admission_pb2.RetryWorkflowRequest(name="w"), timeout=5)
+        assert retried.workflow.status.phase == workflow_pb2.WORKFLOW_PHASE_RUNNING
+        await stub.TerminateWorkflow(admission_pb2.TerminateWorkflowRequest(name="w", message="bye"), timeout=5)
+        assert [verb for verb, _ in h.scheduler.controls] == [
+            "suspend",
+            "resume:approve",
+            f"set:approve:ok=yes:{workflow_pb2.NODE_PHASE_SUCCEEDED}",
+            "stop:enough",
+            "retry",
+            "terminate:bye",
+        ]
+
+    run(tmp_path, test)
+
+
+def test_a_retried_lifecycle_call_with_its_request_id_takes_effect_once(tmp_path: Path) -> None:
+    async def test(h: Harness) -> None:
+        await submit_named(h, "w")
+        await h.scheduler.set_status("w", workflow_pb2.WorkflowStatus(phase=workflow_pb2.WORKFLOW_PHASE_FAILED))
+        request = admission_pb2.RetryWorkflowRequest(name="w", request_id="retry-1")
+        first = await h.stub.RetryWorkflow(request, timeout=5)
+        again = await h.stub.RetryWorkflow(request, timeout=5)
+        assert h.scheduler.controls == [("retry", "w")]
+        assert again.workflow.metadata.resource_version == first.workflow.metadata.resource_version
+
+        reused = admission_pb2.SuspendWorkflowRequest(name="w", request_id="retry-1")
+        error = await expect_code(h.stub.SuspendWorkflow(reused, timeout=5), grpc.StatusCode.INVALID_ARGUMENT)
+        assert detail(error, error_details_pb2.BadRequest).field_violations[0].field == "request_id"
+
+    run(tmp_path, test)
+
+
+def test_a_failed_lifecycle_call_keeps_its_request_id_free_for_a_retry(tmp_path: Path) -> None:
+    async def test(h: Harness) -> None:
+        await submit_named(h, "w")
+        h.scheduler.down = True
+        request = admission_pb2.SuspendWorkflowRequest(name="w", request_id="s-1")
+        await expect_code(h.stub.SuspendWorkflow(request, timeout=5), grpc.StatusCode.UNAVAILABLE)
+        h.scheduler.down = False
+        await h.stub.SuspendWorkflow(request, timeout=5)
+        assert h.scheduler.controls == [("suspend", "w")]
+
+    run(tmp_path, test)
+
+
+def test_resuming_a_finished_workflow_is_failed_precondition_with_the_violation(tmp_path: Path) -> None:
+    async def test(h: Harness) -> None:
+        await submit_named(h, "w")
+        await h.scheduler.set_status("w", workflow_pb2.WorkflowStatus(phase=workflow_pb2.WORKFLOW_PHASE_SUCCEEDED))
+        error = await expect_code(
+            h.stub.ResumeWorkflow(admission_pb2.ResumeWorkflowRequest(name="w"), timeout=5),
+            grpc.StatusCode.FAILED_PRECONDITION,
+        )
+        violation = detail(error, error_details_pb2.PreconditionFailure).violations[0]
+        assert violation.subject == "workflows/w" and "finished" in violation.description
+        await expect_code(
+            h.stub.SuspendWorkflow(admission_pb2.SuspendWorkflowRequest(name="nope"), timeout=5),
+            grpc.StatusCode.NOT_FOUND,
+        )
+
+    run(tmp_path, test)
+
+
+def test_a_lifecycle_call_before_the_hand_off_is_unavailable(tmp_path: Path) -> None:
+    async def test(h: Harness) -> None:
+        h.scheduler.down = True
+        submitted = await submit_manifest(h.stub)
+        request = admission_pb2.StopWorkflowRequest(name=submitted.metadata.name)
+        error = await expect_code(h.stub.StopWorkflow(request, timeout=5), grpc.StatusCode.UNAVAILABLE)
+        assert "not with the scheduler yet" in (error.details() or "")
+
+    run(tmp_path, test)
+
+
+def test_resubmit_copies_the_spec_under_a_new_name_once_per_request_id(tmp_path: Path) -> None:
+    async def test(h: Harness) -> None:
+        original = await submit_manifest(h.stub, parameters={"who": "first"})
+        name = original.metadata.name
+        request = admission_pb2.ResubmitWorkflowRequest(name=name, parameters={"who": "again"}, request_id="re-1")
+        copy = (await h.stub.ResubmitWorkflow(request, timeout=5)).workflow
+        assert copy.metadata.name.startswith(f"{name}-") and copy.metadata.uid != original.metadata.uid
+        assert copy.metadata.labels["workflows.argoproj.io/resubmitted-from-workflow"] == name
+        assert copy.metadata.labels["team"] == "a"
+        assert [(p.name, p.value) for p in copy.spec.arguments.parameters] == [("who", "again")]
+        assert copy.metadata.name in h.scheduler.started
+        again = (await h.stub.ResubmitWorkflow(request, timeout=5)).workflow
+        assert again.metadata.uid == copy.metadata.uid
+        await expect_code(
+            h.stub.ResubmitWorkflow(admission_pb2.ResubmitWorkflowRequest(name="nope"), timeout=5),
+            grpc.StatusCode.NOT_FOUND,
+        )
+
+    run(tmp_path, test)
+
+
+# ---------------------------------------------------------------------- unexpected failures
+
+
+def test_an_unexpected_failure_is_internal_and_reveals_nothing(tmp_path: Path, caplog: Any) -> None:
+    async def test(h: Harness) -> None:
+        def explode(name: str) -> Any:
+            raise RuntimeError("secret database path /var/lib/x")
+
+        h.app.core.repository.get = explode  # type: ignore[method-assign]
+        error = await expect_code(
+            h.stub.GetWorkflow(admission_pb2.GetWorkflowRequest(name="w"), timeout=5), grpc.StatusCode.INTERNAL
+        )
+        assert "secret" not in (error.details() or "")
+        assert rpc_status.from_call(error) is not None  # still a google.rpc.Status
+        watch = h.stub.WatchWorkflow(admission_pb2.WatchWorkflowRequest(name="w"), timeout=5)
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await watch.read()
+        assert caught.value.code() == grpc.StatusCode.INTERNAL
+
+    run(tmp_path, test)
+    assert "secret database path" in caplog.text  # the log keeps the traceback

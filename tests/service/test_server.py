@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -19,6 +20,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from treadle.config import ServerConfig, ServiceAddresses
 from treadle.grpcutil.channels import open_channel
 from treadle.services.server import SERVICES, Stack, advertised_address, resolve_services, start_stack
+from treadle.workflow.v1 import workflow_pb2
 
 REPO = Path(__file__).resolve().parents[2]
 FULL_NAMES = {
@@ -163,6 +165,118 @@ def test_python_m_treadle_services_serves_until_sigterm(tmp_path: Path) -> None:
         _, stderr = process.communicate(timeout=30)
         assert process.returncode == 0, stderr
         assert "serving outputs on 127.0.0.1:" in stderr
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
+# ---------------------------------------------------------------------- graceful shutdown
+
+SLEEPER = """
+apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata: {generateName: sleeper-}
+spec:
+  entrypoint: main
+  templates:
+  - name: main
+    container: {image: busybox, command: [sh, -c], args: ["sleep 60"]}
+"""
+
+
+def test_a_call_in_flight_finishes_during_the_drain_and_new_ones_are_turned_away(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Admission drains first: its call in flight still reaches the scheduler on the same server."""
+    skip_unless_buildable("all")
+    from treadle.admission.v1 import admission_pb2, admission_pb2_grpc
+    from treadle.services.admission.core import Admission
+
+    entered = asyncio.Event()
+    read_status = Admission._status
+
+    async def slow_status(self: Admission, record: Any) -> Any:
+        entered.set()
+        await asyncio.sleep(1.0)  # the drain begins meanwhile
+        return await read_status(self, record)
+
+    monkeypatch.setattr(Admission, "_status", slow_status)
+
+    async def main() -> None:
+        stack = await start_stack(config(tmp_path))
+        channel = open_channel(stack.address)
+        stub = admission_pb2_grpc.AdmissionServiceStub(channel)
+        try:
+            submitted = await stub.SubmitWorkflow(admission_pb2.SubmitWorkflowRequest(manifest=SLEEPER), timeout=10)
+            name = submitted.workflow.metadata.name
+            in_flight = asyncio.ensure_future(stub.GetWorkflow(admission_pb2.GetWorkflowRequest(name=name), timeout=10))
+            await entered.wait()
+            stopping = asyncio.create_task(stack.stop(grace=5.0))
+            await asyncio.sleep(0.2)
+            assert await health(channel, FULL_NAMES["admission"]) == health_pb2.HealthCheckResponse.NOT_SERVING
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await stub.ListWorkflows(admission_pb2.ListWorkflowsRequest(), timeout=5)
+            assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+            assert "shutting down" in (refused.value.details() or "")
+            finished = await in_flight
+            assert finished.workflow.metadata.name == name and finished.workflow.metadata.resource_version
+            await stopping
+        finally:
+            await channel.close()
+            await stack.stop(grace=0)
+
+    asyncio.run(main())
+
+
+def test_sigterm_ends_open_watches_with_a_resume_point_and_exits_0(tmp_path: Path) -> None:
+    """`treadle serve all` with a WatchWorkflow in flight: SIGTERM drains well within the grace period."""
+    skip_unless_buildable("all")
+    from treadle.admission.v1 import admission_pb2, admission_pb2_grpc
+
+    treadle = Path(sys.executable).parent / "treadle"
+    port_file = tmp_path / "port"
+    command = [str(treadle), "serve", "all", "--listen", "127.0.0.1:0", "--data-dir", str(tmp_path / "data")]
+    command += ["--port-file", str(port_file), "--grace-period", "20"]
+    process = subprocess.Popen(command, cwd=REPO, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not port_file.exists():
+            assert process.poll() is None, process.communicate()[1]
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.05)
+        address = f"127.0.0.1:{int(port_file.read_text())}"
+
+        async def watch_through_sigterm() -> tuple[grpc.StatusCode, str, str]:
+            channel = open_channel(address)
+            try:
+                stub = admission_pb2_grpc.AdmissionServiceStub(channel)
+                submitted = await stub.SubmitWorkflow(admission_pb2.SubmitWorkflowRequest(manifest=SLEEPER), timeout=10)
+                watch = stub.WatchWorkflow(
+                    admission_pb2.WatchWorkflowRequest(name=submitted.workflow.metadata.name), timeout=60
+                )
+                version = ""
+                while True:
+                    event = await watch.read()
+                    assert isinstance(event, admission_pb2.WatchWorkflowResponse)
+                    version = event.workflow.metadata.resource_version
+                    if event.workflow.status.phase == workflow_pb2.WORKFLOW_PHASE_RUNNING:
+                        break
+                process.send_signal(signal.SIGTERM)
+                with pytest.raises(grpc.aio.AioRpcError) as ended:
+                    await watch.read()
+                return ended.value.code(), ended.value.details() or "", version
+            finally:
+                await channel.close()
+
+        started = time.monotonic()
+        code, details, version = asyncio.run(watch_through_sigterm())
+        assert code == grpc.StatusCode.UNAVAILABLE, details
+        assert f"resume with resource_version={version}" in details
+        _, stderr = process.communicate(timeout=30)
+        assert process.returncode == 0, stderr
+        assert time.monotonic() - started < 15, "the drain waited for the watch instead of ending it"
+        assert "shutting down: draining for up to 20s" in stderr
     finally:
         if process.poll() is None:
             process.kill()

@@ -14,6 +14,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from treadle.grpcutil.channels import MAX_MESSAGE_BYTES
+from treadle.telemetry.interceptors import ServerTelemetry
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +51,11 @@ async def create_server(
 ) -> RunningServer:
     """Start a grpc.aio server hosting bindings, health and reflection on listen.
 
-    Port 0 picks a free port, which tests use; RunningServer.port tells which.
+    Port 0 picks a free port, which tests use; RunningServer.port tells which. Every call is
+    observed first (treadle.telemetry: the caller's trace context, a server span, a duration metric).
     """
     server = grpc.aio.server(
-        interceptors=list(interceptors),
+        interceptors=[ServerTelemetry(), *interceptors],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),

@@ -460,19 +460,26 @@ class WorkflowLogsRequest(_message.Message):
 
     NAME_FIELD_NUMBER: _builtins.int
     NODE_FIELD_NUMBER: _builtins.int
+    FOLLOW_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Workflow name."""
     node: _builtins.str
     """Only this node (id, name or display name). Empty means every pod node."""
+    follow: _builtins.bool
+    """Stream running steps' lines as they are written, and steps that start
+    later, until the workflow has finished; without it, only the logs saved
+    so far are sent.
+    """
     def __init__(
         self,
         *,
         name: _builtins.str = ...,
         node: _builtins.str = ...,
+        follow: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "node", b"node"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["follow", b"follow", "name", b"name", "node", b"node"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -34,7 +34,7 @@ class AdmissionServiceStub:
     Conventions: every mutating call takes a `request_id` that makes a retry
     safe; every returned workflow carries `metadata.resource_version`, which a
     watch can resume from; lists page with opaque tokens. Failures carry
-    google.rpc.Status details (see docs/api.md for the code table).
+    google.rpc.Status details (docs/api.md has the table of codes).
     """
 
     def __init__(self, channel):
@@ -124,7 +124,7 @@ class AdmissionServiceServicer:
     Conventions: every mutating call takes a `request_id` that makes a retry
     safe; every returned workflow carries `metadata.resource_version`, which a
     watch can resume from; lists page with opaque tokens. Failures carry
-    google.rpc.Status details (see docs/api.md for the code table).
+    google.rpc.Status details (docs/api.md has the table of codes).
     """
 
     def SubmitWorkflow(self, request, context):
@@ -173,7 +173,8 @@ class AdmissionServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def WorkflowLogs(self, request, context):
-        """Streams the saved logs of a workflow's steps, one line per message.
+        """Streams the logs of a workflow's steps, one line per message: the saved
+        logs, or with `follow` the running steps' lines live as well.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -228,7 +229,8 @@ class AdmissionServiceServicer:
 
     def ResubmitWorkflow(self, request, context):
         """Submits a new workflow with the spec of an existing one, named after it
-        (its name plus five random characters) and labelled with where it came from.
+        (its name, a dash and five random characters) and labelled with where it
+        came from (`workflows.argoproj.io/resubmitted-from-workflow`).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -324,7 +326,7 @@ class AdmissionService:
     Conventions: every mutating call takes a `request_id` that makes a retry
     safe; every returned workflow carries `metadata.resource_version`, which a
     watch can resume from; lists page with opaque tokens. Failures carry
-    google.rpc.Status details (see docs/api.md for the code table).
+    google.rpc.Status details (docs/api.md has the table of codes).
     """
 
     @staticmethod

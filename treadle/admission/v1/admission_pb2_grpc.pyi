@@ -35,7 +35,7 @@ class AdmissionServiceStub:
     Conventions: every mutating call takes a `request_id` that makes a retry
     safe; every returned workflow carries `metadata.resource_version`, which a
     watch can resume from; lists page with opaque tokens. Failures carry
-    google.rpc.Status details (see docs/api.md for the code table).
+    google.rpc.Status details (docs/api.md has the table of codes).
     """
 
     @_typing.overload
@@ -60,7 +60,9 @@ class AdmissionServiceStub:
     DeleteWorkflow: _grpc.UnaryUnaryMultiCallable[_admission_pb2.DeleteWorkflowRequest, _admission_pb2.DeleteWorkflowResponse]
     """Stops a workflow if it runs, and deletes it with its recorded outputs."""
     WorkflowLogs: _grpc.UnaryStreamMultiCallable[_admission_pb2.WorkflowLogsRequest, _admission_pb2.WorkflowLogsResponse]
-    """Streams the saved logs of a workflow's steps, one line per message."""
+    """Streams the logs of a workflow's steps, one line per message: the saved
+    logs, or with `follow` the running steps' lines live as well.
+    """
     SuspendWorkflow: _grpc.UnaryUnaryMultiCallable[_admission_pb2.SuspendWorkflowRequest, _admission_pb2.SuspendWorkflowResponse]
     """Holds back new steps of a running workflow until it is resumed. Steps
     already running go on. A finished workflow gets FAILED_PRECONDITION.
@@ -85,7 +87,8 @@ class AdmissionServiceStub:
     """
     ResubmitWorkflow: _grpc.UnaryUnaryMultiCallable[_admission_pb2.ResubmitWorkflowRequest, _admission_pb2.ResubmitWorkflowResponse]
     """Submits a new workflow with the spec of an existing one, named after it
-    (its name plus five random characters) and labelled with where it came from.
+    (its name, a dash and five random characters) and labelled with where it
+    came from (`workflows.argoproj.io/resubmitted-from-workflow`).
     """
 
 @_typing.type_check_only
@@ -98,7 +101,7 @@ class AdmissionServiceAsyncStub(AdmissionServiceStub):
     Conventions: every mutating call takes a `request_id` that makes a retry
     safe; every returned workflow carries `metadata.resource_version`, which a
     watch can resume from; lists page with opaque tokens. Failures carry
-    google.rpc.Status details (see docs/api.md for the code table).
+    google.rpc.Status details (docs/api.md has the table of codes).
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -120,7 +123,9 @@ class AdmissionServiceAsyncStub(AdmissionServiceStub):
     DeleteWorkflow: _aio.UnaryUnaryMultiCallable[_admission_pb2.DeleteWorkflowRequest, _admission_pb2.DeleteWorkflowResponse]  # type: ignore[assignment]
     """Stops a workflow if it runs, and deletes it with its recorded outputs."""
     WorkflowLogs: _aio.UnaryStreamMultiCallable[_admission_pb2.WorkflowLogsRequest, _admission_pb2.WorkflowLogsResponse]  # type: ignore[assignment]
-    """Streams the saved logs of a workflow's steps, one line per message."""
+    """Streams the logs of a workflow's steps, one line per message: the saved
+    logs, or with `follow` the running steps' lines live as well.
+    """
     SuspendWorkflow: _aio.UnaryUnaryMultiCallable[_admission_pb2.SuspendWorkflowRequest, _admission_pb2.SuspendWorkflowResponse]  # type: ignore[assignment]
     """Holds back new steps of a running workflow until it is resumed. Steps
     already running go on. A finished workflow gets FAILED_PRECONDITION.
@@ -145,7 +150,8 @@ class AdmissionServiceAsyncStub(AdmissionServiceStub):
     """
     ResubmitWorkflow: _aio.UnaryUnaryMultiCallable[_admission_pb2.ResubmitWorkflowRequest, _admission_pb2.ResubmitWorkflowResponse]  # type: ignore[assignment]
     """Submits a new workflow with the spec of an existing one, named after it
-    (its name plus five random characters) and labelled with where it came from.
+    (its name, a dash and five random characters) and labelled with where it
+    came from (`workflows.argoproj.io/resubmitted-from-workflow`).
     """
 
 class AdmissionServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -157,7 +163,7 @@ class AdmissionServiceServicer(metaclass=_abc_1.ABCMeta):
     Conventions: every mutating call takes a `request_id` that makes a retry
     safe; every returned workflow carries `metadata.resource_version`, which a
     watch can resume from; lists page with opaque tokens. Failures carry
-    google.rpc.Status details (see docs/api.md for the code table).
+    google.rpc.Status details (docs/api.md has the table of codes).
     """
 
     @_abc_1.abstractmethod
@@ -219,7 +225,9 @@ class AdmissionServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _admission_pb2.WorkflowLogsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_admission_pb2.WorkflowLogsResponse], _abc.AsyncIterator[_admission_pb2.WorkflowLogsResponse]]:
-        """Streams the saved logs of a workflow's steps, one line per message."""
+        """Streams the logs of a workflow's steps, one line per message: the saved
+        logs, or with `follow` the running steps' lines live as well.
+        """
 
     @_abc_1.abstractmethod
     def SuspendWorkflow(
@@ -286,7 +294,8 @@ class AdmissionServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_admission_pb2.ResubmitWorkflowResponse, _abc.Awaitable[_admission_pb2.ResubmitWorkflowResponse]]:
         """Submits a new workflow with the spec of an existing one, named after it
-        (its name plus five random characters) and labelled with where it came from.
+        (its name, a dash and five random characters) and labelled with where it
+        came from (`workflows.argoproj.io/resubmitted-from-workflow`).
         """
 
 def add_AdmissionServiceServicer_to_server(servicer: AdmissionServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
