@@ -36,10 +36,10 @@ from treadle.store.sqlite import open_database
 
 log = logging.getLogger(__name__)
 
-SERVICES = ("admission", "scheduler", "artifacts", "outputs")
+SERVICES = ("admission", "scheduler", "artifacts", "outputs", "templates")
 ALL = "all"
 # Apps start in this order, so that a service's peers are up before it calls them.
-START_ORDER = ("artifacts", "outputs", "scheduler", "admission")
+START_ORDER = ("artifacts", "outputs", "scheduler", "templates", "admission")
 _WILDCARD_HOSTS = ("", "0.0.0.0", "::", "[::]")
 # Seconds that calls in flight get to finish once a shutdown begins.
 DEFAULT_GRACE_PERIOD = 10.0
@@ -105,6 +105,8 @@ def resolve_services(which: Sequence[str]) -> list[str]:
     if unknown or not which:
         raise ValueError(f"unknown service(s) {unknown}; choose from {ALL}, {', '.join(SERVICES)}")
     wanted = set(SERVICES) if ALL in which else set(which)
+    if "admission" in wanted:
+        wanted.add("templates")  # admission resolves templateRefs; the templates live beside it
     return [name for name in START_ORDER if name in wanted]
 
 
@@ -133,12 +135,19 @@ def _build_outputs(config: ServerConfig, conn: sqlite3.Connection, tokens: StepT
     return build(config, conn, tokens)
 
 
+def _build_templates(config: ServerConfig, conn: sqlite3.Connection, tokens: StepTokens) -> ServiceApp:
+    from treadle.services.templates.setup import build
+
+    return build(config, conn)
+
+
 Builder = Callable[[ServerConfig, sqlite3.Connection, StepTokens], ServiceApp]
 BUILDERS: dict[str, Builder] = {
     "admission": _build_admission,
     "scheduler": _build_scheduler,
     "artifacts": _build_artifacts,
     "outputs": _build_outputs,
+    "templates": _build_templates,
 }
 
 

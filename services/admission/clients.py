@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import AsyncIterator, Awaitable
+from typing import Any
 
 import grpc
 
@@ -14,6 +15,8 @@ from treadle.grpcutil.status import error_from_rpc
 from treadle.outputs.v1 import outputs_pb2, outputs_pb2_grpc
 from treadle.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
 from treadle.services.admission.peers import Control, StatusSnapshot, Verb
+from treadle.spec.convert import spec_to_dict
+from treadle.templates.v1 import templates_pb2, templates_pb2_grpc
 from treadle.workflow.v1 import workflow_pb2
 
 # A watch is reopened after this long, so it has a deadline yet may last as long as the workflow.
@@ -166,3 +169,18 @@ class GrpcArtifacts:
             call.cancel()
         if expected and digest.hexdigest() != expected:
             raise DataLoss(f"artifact {key!r} does not match its stored digest")
+
+
+class GrpcTemplates:
+    def __init__(self, channel: grpc.aio.Channel, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self._stub = templates_pb2_grpc.WorkflowTemplateServiceStub(channel)
+        self._timeout = timeout
+
+    async def get_spec(self, name: str) -> dict[str, Any]:
+        try:
+            response = await self._stub.GetWorkflowTemplate(
+                templates_pb2.GetWorkflowTemplateRequest(name=name), timeout=self._timeout
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise error_from_rpc(exc) from None
+        return spec_to_dict(response.template.spec)

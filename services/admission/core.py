@@ -26,6 +26,7 @@ from treadle.services.admission.submission import (
     pending_status,
     to_workflow,
 )
+from treadle.services.admission.templates import resolve_templates
 from treadle.services.admission.watching import resume_after, resume_hint, until_closed
 from treadle.workflow.v1 import workflow_pb2
 
@@ -70,14 +71,17 @@ class Admission:
             earlier = self.repository.find_by_request_id(submission.request_id)
             if earlier is not None:
                 return _as_admitted(earlier)
-        normalized = normalize(submission)
+        normalized = await self._normalize(submission)
         record = self._store(normalized, submission.request_id)
         if not record.handed_off:
             await self._try_hand_off(record)
         return _as_admitted(record)
 
-    def lint(self, submission: Submission) -> workflow_pb2.Workflow:
-        normalized = normalize(submission)
+    async def _normalize(self, submission: Submission) -> dict[str, Any]:
+        return await normalize(submission, lambda doc: resolve_templates(doc, self.peers.templates))
+
+    async def lint(self, submission: Submission) -> workflow_pb2.Workflow:
+        normalized = await self._normalize(submission)
         metadata = normalized.get("metadata") or {}
         record = WorkflowRecord(
             name=str(metadata.get("name") or ""),

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Protocol
+from typing import Any, Protocol
 
 from treadle.errors import Unavailable
 from treadle.outputs.v1.outputs_pb2 import ReportStepOutputsRequest
+from treadle.services.admission.templates import TemplateReader
 from treadle.workflow.v1 import workflow_pb2
 
 
@@ -123,13 +124,19 @@ class NotConnected:
         raise self._fail()
         yield
 
+    async def get_spec(self, name: str) -> dict[str, Any]:
+        raise self._fail()
+
 
 @dataclass
 class Peers:
     scheduler: Scheduler
     outputs: OutputsReader
     artifacts: ArtifactReader
+    templates: TemplateReader
 
     @classmethod
     def not_connected(cls) -> Peers:
-        return cls(NotConnected("scheduler"), NotConnected("outputs"), NotConnected("artifacts"))
+        return cls(
+            NotConnected("scheduler"), NotConnected("outputs"), NotConnected("artifacts"), NotConnected("templates")
+        )

@@ -49,7 +49,7 @@ class AdmissionServicer(admission_pb2_grpc.AdmissionServiceServicer):
             manifest=request.manifest if source == "manifest" else None,
             parameters=dict(request.parameters),
         )
-        return admission_pb2.LintWorkflowResponse(workflow=self._core.lint(submission))
+        return admission_pb2.LintWorkflowResponse(workflow=await self._core.lint(submission))
 
     @rpc
     async def GetWorkflow(

@@ -11,7 +11,7 @@ from treadle.auth import StepTokens
 from treadle.config import ServerConfig, ServiceAddresses
 from treadle.grpcutil.channels import open_channel
 from treadle.grpcutil.server import ServiceBinding
-from treadle.services.admission.clients import GrpcArtifacts, GrpcOutputs, GrpcScheduler
+from treadle.services.admission.clients import GrpcArtifacts, GrpcOutputs, GrpcScheduler, GrpcTemplates
 from treadle.services.admission.core import Admission
 from treadle.services.admission.peers import Peers
 from treadle.services.admission.reconciler import HandOffReconciler
@@ -38,6 +38,8 @@ class AdmissionApp:
             peers.outputs = GrpcOutputs(self._channel(addresses.outputs))
         if addresses.artifacts:
             peers.artifacts = GrpcArtifacts(self._channel(addresses.artifacts))
+        if addresses.templates or addresses.admission:
+            peers.templates = GrpcTemplates(self._channel(addresses.templates or addresses.admission))
         self.core.peers = peers
         self.reconciler.start()
 

@@ -6,6 +6,7 @@ import secrets
 import string
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,10 +39,17 @@ class Submission:
     request_id: str = ""
 
 
-def normalize(submission: Submission) -> dict[str, Any]:
-    """The validated Argo-shaped workflow dict, overrides applied. Raises InvalidSpec."""
+async def normalize(
+    submission: Submission, resolve: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]] | None = None
+) -> dict[str, Any]:
+    """The validated Argo-shaped workflow dict, overrides applied. Raises InvalidSpec.
+
+    resolve, when given, copies in the WorkflowTemplates the workflow refers to before it is checked.
+    """
     _check_labels(submission.labels)
     doc = _parse_source(submission)
+    if resolve is not None:
+        doc = await resolve(doc)
     if submission.labels:
         metadata = doc.get("metadata")
         if metadata is not None and not isinstance(metadata, dict):

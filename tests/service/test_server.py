@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import os
 import signal
 import subprocess
@@ -28,15 +27,10 @@ FULL_NAMES = {
     "scheduler": "treadle.scheduler.v1.SchedulerService",
     "artifacts": "treadle.artifacts.v1.ArtifactService",
     "outputs": "treadle.outputs.v1.OutputService",
+    "templates": "treadle.templates.v1.WorkflowTemplateService",
 }
-
-
-def skip_unless_buildable(*names: str) -> None:
-    """The scheduler needs its local runtime, which is written in parallel with this test."""
-    if ("scheduler" in names or "all" in names) and importlib.util.find_spec(
-        "treadle.services.scheduler.runtimes.local"
-    ) is None:
-        pytest.skip("the scheduler's local runtime does not exist yet")
+# Admission resolves templateRefs, so WorkflowTemplateService is always hosted beside it.
+CO_HOSTED = {"admission": {"templates"}}
 
 
 def config(tmp_path: Path) -> ServerConfig:
@@ -62,7 +56,6 @@ async def reflected_services(channel: grpc.aio.Channel) -> set[str]:
 
 @pytest.mark.parametrize("name", SERVICES)
 def test_each_service_alone_is_healthy_and_reflected(tmp_path: Path, name: str) -> None:
-    skip_unless_buildable(name)
 
     async def main() -> None:
         stack = await start_stack(config(tmp_path), [name])
@@ -72,8 +65,9 @@ def test_each_service_alone_is_healthy_and_reflected(tmp_path: Path, name: str) 
             assert await health(channel, FULL_NAMES[name]) == health_pb2.HealthCheckResponse.SERVING
             assert await health(channel, "") == health_pb2.HealthCheckResponse.SERVING
             reflected = await reflected_services(channel)
-            assert FULL_NAMES[name] in reflected
-            assert reflected.isdisjoint(set(FULL_NAMES.values()) - {FULL_NAMES[name]})
+            hosted = {FULL_NAMES[n] for n in {name} | CO_HOSTED.get(name, set())}
+            assert hosted <= reflected
+            assert reflected.isdisjoint(set(FULL_NAMES.values()) - hosted)
         finally:
             await channel.close()
             await stack.stop(grace=0)
@@ -82,7 +76,6 @@ def test_each_service_alone_is_healthy_and_reflected(tmp_path: Path, name: str) 
 
 
 def test_all_four_share_one_server(tmp_path: Path) -> None:
-    skip_unless_buildable("all")
 
     async def main() -> None:
         stack = await start_stack(config(tmp_path))
@@ -121,8 +114,8 @@ def test_draining_reports_not_serving_before_stopping(tmp_path: Path) -> None:
 
 
 def test_resolve_services_orders_dependencies_first_and_rejects_unknown_names() -> None:
-    assert resolve_services(["all"]) == ["artifacts", "outputs", "scheduler", "admission"]
-    assert resolve_services(["admission", "outputs"]) == ["outputs", "admission"]
+    assert resolve_services(["all"]) == ["artifacts", "outputs", "scheduler", "templates", "admission"]
+    assert resolve_services(["admission", "outputs"]) == ["outputs", "templates", "admission"]
     with pytest.raises(ValueError, match="nope"):
         resolve_services(["nope"])
 
@@ -189,7 +182,6 @@ def test_a_call_in_flight_finishes_during_the_drain_and_new_ones_are_turned_away
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Admission drains first: its call in flight still reaches the scheduler on the same server."""
-    skip_unless_buildable("all")
     from treadle.admission.v1 import admission_pb2, admission_pb2_grpc
     from treadle.services.admission.core import Admission
 
@@ -231,7 +223,6 @@ def test_a_call_in_flight_finishes_during_the_drain_and_new_ones_are_turned_away
 
 def test_sigterm_ends_open_watches_with_a_resume_point_and_exits_0(tmp_path: Path) -> None:
     """`treadle serve all` with a WatchWorkflow in flight: SIGTERM drains well within the grace period."""
-    skip_unless_buildable("all")
     from treadle.admission.v1 import admission_pb2, admission_pb2_grpc
 
     treadle = Path(sys.executable).parent / "treadle"

@@ -12,11 +12,6 @@ from treadle.spec.lint_calls import CallLinter
 from treadle.spec.template import TAG, references, strings_with_paths
 
 RETRY_POLICIES = ("Always", "OnFailure", "OnError", "OnTransientError")
-# Declared in the proto for Argo compatibility, not run by treadle yet.
-NOT_YET = {
-    "daemon": "daemon steps",
-    "sidecars": "sidecars",
-}
 
 
 class Linter(CallLinter):
@@ -63,9 +58,8 @@ class Linter(CallLinter):
 
     def _check_spec_fields(self) -> None:
         spec = self.spec
-        for field in ("workflowTemplateRef",):
-            if spec.get(field):
-                self.fail(f"spec.{field}", f"{field} is not supported by treadle yet")
+        if spec.get("workflowTemplateRef"):
+            self.fail("spec.workflowTemplateRef", "WorkflowTemplates are resolved by the server: lint with --server")
         if spec.get("onExit") and spec["onExit"] not in self.templates:
             self.fail("spec.onExit", f"template {spec['onExit']!r} not found")
         self._check_hooks("spec.hooks", spec.get("hooks") or {}, self.globals)
@@ -115,9 +109,6 @@ class Linter(CallLinter):
             what = "none" if not present else " and ".join(present)
             self.fail(path, f"a template needs exactly one of container, script, steps, dag or suspend (has {what})")
             return
-        for field, what in NOT_YET.items():
-            if tmpl.get(field):
-                self.fail(f"{path}.{field}", f"{what} are not supported by treadle yet")
         self._check_template_fields(path, tmpl)
         allowed = self.globals | scope.input_names(tmpl)
         if tmpl.get("retryStrategy"):

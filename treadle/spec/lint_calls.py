@@ -109,7 +109,11 @@ class CallLinter:
 
     def _check_call(self, path: str, call: dict[str, Any], allowed: set[str], hook_scope: set[str]) -> None:
         if call.get("templateRef"):
-            self.fail(f"{path}.templateRef", "templateRef is not supported by treadle yet")
+            ref = call["templateRef"]
+            self.fail(
+                f"{path}.templateRef",
+                f"WorkflowTemplate {ref.get('name')!r} is resolved by the server: lint with --server to check it",
+            )
             return
         target = call.get("template", "")
         if not target:
@@ -153,7 +157,7 @@ class CallLinter:
             elif name != "exit" and not hook.get("expression"):
                 self.fail(f"{hpath}.expression", f"hook {name!r} needs an expression that says when it runs")
             if hook.get("templateRef"):
-                self.fail(f"{hpath}.templateRef", "templateRef is not supported by treadle yet")
+                self.fail(f"{hpath}.templateRef", "WorkflowTemplates are resolved by the server: lint with --server")
             elif hook.get("template") not in self.templates:
                 self.fail(f"{hpath}.template", f"template {hook.get('template')!r} not found")
             for i, p in enumerate((hook.get("arguments") or {}).get("parameters") or []):
