@@ -6,6 +6,7 @@ import secrets
 import string
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -102,7 +103,25 @@ def to_workflow(
         creation_timestamp=created,
         resource_version="" if resource_version is None else str(resource_version),
     )
-    return workflow_pb2.Workflow(metadata=metadata, spec=spec_from_dict(record.spec), status=status)
+    return workflow_pb2.Workflow(metadata=metadata, spec=_spec_message(record), status=status)
+
+
+_SPEC_CACHE: OrderedDict[str, workflow_pb2.WorkflowSpec] = OrderedDict()
+_SPEC_CACHE_SIZE = 256
+
+
+def _spec_message(record: WorkflowRecord) -> workflow_pb2.WorkflowSpec:
+    """A stored spec never changes, and converting it costs more than everything else a watch event does."""
+    if not record.uid:
+        return spec_from_dict(record.spec)
+    cached = _SPEC_CACHE.get(record.uid)
+    if cached is None:
+        cached = _SPEC_CACHE[record.uid] = spec_from_dict(record.spec)
+        if len(_SPEC_CACHE) > _SPEC_CACHE_SIZE:
+            _SPEC_CACHE.popitem(last=False)
+    else:
+        _SPEC_CACHE.move_to_end(record.uid)
+    return cached
 
 
 def pending_status() -> workflow_pb2.WorkflowStatus:
