@@ -33,13 +33,20 @@ class Run:
         parameters: dict[str, str] | None = None,
         memo: MemoCache | None = None,
         locks: Locks | None = None,
+        window: int = 2048,
     ) -> None:
         wf = validate_workflow(load_manifest(manifest), parameters=parameters)
         self.name = wf["metadata"].get("name") or "wf"
         self.table = MemoryNodeTable()
         self.clock = 1000.0
         self.engine = WorkflowEngine(
-            WorkflowState(self.name, "uid-1"), wf["spec"], self.table, now=lambda: self.clock, memo=memo, locks=locks
+            WorkflowState(self.name, "uid-1"),
+            wf["spec"],
+            self.table,
+            now=lambda: self.clock,
+            memo=memo,
+            locks=locks,
+            window=window,
         )
         self.launched: list[str] = []
         self.cancelled: list[str] = []

@@ -738,3 +738,67 @@ def test_workflow_level_mutex_holds_the_whole_workflow() -> None:
     second.take(second.engine.locks_released())
     second.run()
     assert second.phase == NodePhase.SUCCEEDED
+
+
+# -- wide loops and DAGs start a window at a time ----------------------------------------
+
+
+def test_wide_loop_and_dag_materialize_a_window_of_pods_at_a_time() -> None:
+    manifest = wf(
+        """
+  - name: main
+    steps:
+    - - name: many
+        template: say
+        arguments: {parameters: [{name: text, value: "{{item}}"}]}
+        withSequence: {count: "40"}
+    - - {name: fan, template: wide}
+  - name: wide
+    dag:
+      tasks:
+"""
+        + "\n".join(
+            f"      - {{name: t{i}, template: say, arguments: {{parameters: [{{name: text, value: '{i}'}}]}}}}"
+            for i in range(25)
+        )
+        + "\n"
+    )
+    run = Run(manifest, window=4).start()
+    peak = 0
+    while run.pending:
+        peak = max(peak, len(run.pending), len([n for n in run.table.all() if n.type == NodeType.POD and not n.done]))
+        launch = run.pending.pop(0)
+        run.take(run.engine.complete_pod(launch.node_id, launch.attempt, "Succeeded", {"result": "x"}))
+    assert run.phase == NodePhase.SUCCEEDED
+    assert peak <= 4
+    assert run.engine.state.pods_total == 65
+    assert json.loads(run.node("many").outputs["result"]) == ["x"] * 40
+
+
+def test_a_restarted_engine_finds_what_is_left_to_start() -> None:
+    from treadle.services.scheduler.engine import MemoryNodeTable, WorkflowEngine, WorkflowState
+
+    manifest = wf("""
+  - name: main
+    steps:
+    - - name: many
+        template: say
+        arguments: {parameters: [{name: text, value: "{{item}}"}]}
+        withSequence: {count: "10"}
+""")
+    run = Run(manifest, window=3).start()
+    first = run.pending.pop(0)
+    run.take(run.engine.complete_pod(first.node_id, first.attempt, "Succeeded", {"result": "x"}))
+    # A new engine over the same nodes and state, as after a scheduler restart.
+    nodes = MemoryNodeTable(list(run.table.all()))
+    state = WorkflowState.from_record(run.engine.state.to_record())
+    again = WorkflowEngine(state, run.engine.spec, nodes, window=3)
+    pending = list(run.pending)
+    done = 1
+    while pending:
+        launch = pending.pop(0)
+        decisions = again.complete_pod(launch.node_id, launch.attempt, "Succeeded", {"result": "x"})
+        assert decisions is not None
+        pending += decisions.launches
+        done += 1
+    assert again.state.phase == NodePhase.SUCCEEDED and done == 10

@@ -7,7 +7,7 @@ from typing import Any
 from treadle.errors import TreadleError
 from treadle.services.scheduler.engine.core import KIND_TO_TYPE, EngineBase
 from treadle.services.scheduler.engine.items import LoopError, item_label, item_names, parse_param_list, sequence
-from treadle.services.scheduler.engine.model import FULFILLED_OK, NodePhase, NodeType, node_id_for
+from treadle.services.scheduler.engine.model import FULFILLED_OK, Node, NodePhase, NodeType, node_id_for
 from treadle.services.scheduler.engine.resolve import Scope
 from treadle.spec.durations import parse_duration
 from treadle.spec.scope import template_kind
@@ -33,6 +33,8 @@ def call_flags(call: dict[str, Any]) -> dict[str, Any]:
 
 
 class CallsMixin(EngineBase):
+    _loop_items: dict[str, list[Any]]
+
     def _call(
         self, name: str, display: str, call: dict[str, Any], scope: Scope, *, boundary: str, parent: str,
         flags: dict[str, Any] | None = None, expand: bool = True,
@@ -144,12 +146,24 @@ class CallsMixin(EngineBase):
         if not items:
             self._finish(group, NodePhase.SKIPPED, "Skipped, empty params")
             return
+        source = self._loop_source(group)
+        if source is not None and source[0] is call and not flags.get("onExit"):
+            group.progress.update(next=0, count=len(items))
+            self._loop_items[group.id] = items
+            self._widen_loop(group)
+            return
         for i, item in enumerate(items):
             label = f"({i}:{item_label(item)})"
             self._call(
                 name + label, display + label, call, scope.with_names(item_names(item)),
                 boundary=boundary, parent=group.id, flags=flags, expand=False,
             )  # fmt: skip
+
+    def _loop_source(self, group: Node) -> tuple[dict[str, Any], Node] | None:
+        raise NotImplementedError
+
+    def _widen_loop(self, group: Node) -> None:
+        raise NotImplementedError
 
     def _items(self, call: dict[str, Any], scope: Scope) -> list[Any]:
         if call.get("withItems") is not None:

@@ -89,6 +89,18 @@ class EngineBase:
     def _next_attempt(self, retry: Node) -> None:
         raise NotImplementedError
 
+    def _feed_starved(self) -> None:
+        raise NotImplementedError
+
+    def _widen_dag(self, dag: Node) -> None:
+        raise NotImplementedError
+
+    def _dag_roots(self, dag: Node) -> list[str]:
+        raise NotImplementedError
+
+    def _items(self, call: dict[str, Any], scope: Scope) -> list[Any]:
+        raise NotImplementedError
+
     def _fire_hooks(self) -> bool:
         raise NotImplementedError
 
@@ -261,6 +273,7 @@ class EngineBase:
             limited.progress["activePods"] = max(0, limited.progress.get("activePods", 0) - 1)
             self.nodes.put(limited)
         self._start_queued()
+        self._feed_starved()
 
     def _start_queued(self) -> None:
         waiting, self.state.queued = self.state.queued, []

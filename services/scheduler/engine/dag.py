@@ -76,6 +76,12 @@ class DagMixin(EngineBase):
     _dag_indexes: dict[str, DagIndex]
     _deps_left: dict[tuple[str, str], int]
 
+    def _mark_starved(self, node: Node, starved: bool) -> None:
+        raise NotImplementedError
+
+    def _has_room(self) -> bool:
+        raise NotImplementedError
+
     def _dag_index(self, template_name: str) -> DagIndex:
         index = self._dag_indexes.get(template_name)
         if index is None:
@@ -84,13 +90,25 @@ class DagMixin(EngineBase):
         return index
 
     def _start_dag(self, dag: Node) -> None:
-        dag.progress.update({"running": 0, "failed": ""})
+        dag.progress.update({"running": 0, "failed": "", "nextRoot": 0})
         self.nodes.put(dag)
         index = self._dag_index(dag.template_name)
-        for task in index.roots:
-            self._start_task(dag, task)
         if not index.tasks:
             self._finish(dag, NodePhase.SUCCEEDED)
+            return
+        self._widen_dag(dag)
+
+    def _dag_roots(self, dag: Node) -> list[str]:
+        return self._dag_index(dag.template_name).roots
+
+    def _widen_dag(self, dag: Node) -> None:
+        """Start root tasks while the window has room."""
+        roots = self._dag_roots(dag)
+        while dag.progress["nextRoot"] < len(roots) and self._has_room() and not dag.done:
+            task = roots[dag.progress["nextRoot"]]
+            dag.progress["nextRoot"] += 1
+            self._start_task(dag, task)
+        self._mark_starved(dag, dag.progress["nextRoot"] < len(roots))
 
     def _task_node(self, dag: Node, task: str) -> Node | None:
         return self.nodes.get(node_id_for(self.state.name, f"{dag.name}.{task}"))
@@ -137,7 +155,7 @@ class DagMixin(EngineBase):
                 self.nodes.put(node)
                 worklist.append(candidate)
         self.nodes.put(dag)
-        if progress["running"] == 0:
+        if progress["running"] == 0 and progress.get("nextRoot", len(index.roots)) >= len(index.roots):
             phase, origin = self._assess(dag, index)
             if phase == NodePhase.SUCCEEDED:
                 self._finish(dag, NodePhase.SUCCEEDED)

@@ -34,10 +34,11 @@ from treadle.services.scheduler.engine.resolve import Scope
 from treadle.services.scheduler.engine.retry import RetryMixin
 from treadle.services.scheduler.engine.steps import StepsMixin
 from treadle.services.scheduler.engine.sync import SyncMixin
+from treadle.services.scheduler.engine.window import DEFAULT_WINDOW, WindowMixin
 from treadle.spec.template import UnresolvedReference, references, substitute, substitute_tree
 
 
-class WorkflowEngine(SyncMixin, HooksMixin, CallsMixin, StepsMixin, DagMixin, RetryMixin, ControlMixin):
+class WorkflowEngine(WindowMixin, SyncMixin, HooksMixin, CallsMixin, StepsMixin, DagMixin, RetryMixin, ControlMixin):
     def __init__(
         self,
         state: WorkflowState,
@@ -51,6 +52,7 @@ class WorkflowEngine(SyncMixin, HooksMixin, CallsMixin, StepsMixin, DagMixin, Re
         locks: Locks | None = None,
         labels: dict[str, str] | None = None,
         annotations: dict[str, str] | None = None,
+        window: int = DEFAULT_WINDOW,
     ) -> None:
         kwargs: dict[str, Any] = {"namespace": namespace, "created_at": created_at, "memo": memo, "locks": locks}
         if now is not None:
@@ -60,6 +62,9 @@ class WorkflowEngine(SyncMixin, HooksMixin, CallsMixin, StepsMixin, DagMixin, Re
         self._dag_indexes: dict[str, DagIndex] = {}
         self._deps_left: dict[tuple[str, str], int] = {}
         self.labels = dict(labels or {})
+        self.window = max(1, window)
+        self._starved: dict[str, None] | None = None
+        self._loop_items: dict[str, list[Any]] = {}
         self.annotations = dict(annotations or {})
 
     # -- events ---------------------------------------------------------------
@@ -203,6 +208,8 @@ class WorkflowEngine(SyncMixin, HooksMixin, CallsMixin, StepsMixin, DagMixin, Re
                 subject=f"workflows/{self.state.name}",
             )
         self._deps_left.clear()
+        self._starved = None
+        self._loop_items.clear()
         for node in list(self.nodes.all()):
             if node.phase not in FULFILLED_OK or node.progress.get("inExit"):
                 if node.type == NodeType.POD:
