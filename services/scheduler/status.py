@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable
 
 from google.protobuf import json_format
@@ -58,8 +59,30 @@ def workflow_status(state: WorkflowState, nodes: Iterable[Node] = ()) -> wf.Work
     if state.outputs:
         json_format.ParseDict(state.outputs, status.outputs)
     for node in nodes:
-        status.nodes[node.id].CopyFrom(node_status(node))
+        status.nodes[node.id].CopyFrom(_cached_node_status(state.name, node))
     return status
+
+
+# Node messages of running workflows, reused until their node changes: a watch sends every node
+# in every event, and most of them have not changed since the last one.
+_NODE_CACHE: OrderedDict[tuple[str, str], tuple[int, wf.NodeStatus]] = OrderedDict()
+_NODE_CACHE_SIZE = 50_000
+
+
+def _cached_node_status(workflow: str, node: Node) -> wf.NodeStatus:
+    if node.rev == 0:  # loaded from storage: no revision to trust
+        return node_status(node)
+    key = (workflow, node.id)
+    hit = _NODE_CACHE.get(key)
+    if hit is not None and hit[0] == node.rev:
+        _NODE_CACHE.move_to_end(key)
+        return hit[1]
+    msg = node_status(node)
+    _NODE_CACHE[key] = (node.rev, msg)
+    _NODE_CACHE.move_to_end(key)
+    if len(_NODE_CACHE) > _NODE_CACHE_SIZE:
+        _NODE_CACHE.popitem(last=False)
+    return msg
 
 
 def node_status(node: Node) -> wf.NodeStatus:

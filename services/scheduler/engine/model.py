@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 
@@ -66,6 +66,9 @@ class Node:
     attempt: int = 0
     # Creation order within the workflow; children are listed in this order.
     seq: int = 0
+    # Set by the node table on every change, unique in the process; lets readers cache what they
+    # derive from a node.
+    rev: int = field(default=0, compare=False, repr=False)
     # Progress of composite nodes: next group (steps), task counters (dag, group).
     progress: dict[str, Any] = field(default_factory=dict)
 
@@ -79,13 +82,14 @@ class Node:
 
     def to_record(self) -> dict[str, Any]:
         """The stored form. Children are left out: they are the nodes whose parent_id is this node."""
-        record = asdict(self)
-        del record["children"]
-        return record
+        return {name: getattr(self, name) for name in _RECORD_FIELDS}
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> Node:
         return cls(**record)
+
+
+_RECORD_FIELDS = tuple(f.name for f in fields(Node) if f.name not in ("children", "rev"))
 
 
 @dataclass

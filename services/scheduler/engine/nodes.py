@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Iterator
 from typing import Any, Protocol
 
 from treadle.services.scheduler.engine.model import Node
+
+
+# One counter for every table in the process, so a revision never repeats, even for a node
+# that was reloaded from storage.
+_REVISIONS = itertools.count(1)
 
 
 class NodeTable(Protocol):
@@ -33,6 +39,7 @@ class MemoryNodeTable:
         return self._nodes.get(node_id)
 
     def put(self, node: Node) -> None:
+        node.rev = next(_REVISIONS)
         self._nodes[node.id] = node
         self._dirty.add(node.id)
         self._deleted.discard(node.id)
