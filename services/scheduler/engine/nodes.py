@@ -9,7 +9,6 @@ from typing import Any, Protocol
 
 from treadle.services.scheduler.engine.model import Node
 
-
 # One counter for every table in the process, so a revision never repeats, even for a node
 # that was reloaded from storage.
 _REVISIONS = itertools.count(1)
