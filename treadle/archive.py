@@ -13,6 +13,12 @@ whose target is absolute or resolves outside the destination, hard links to
 anything but an earlier regular file, device files and FIFOs, and duplicate
 names. On refusal the temporary directory is removed, so nothing is left
 outside (or at) the destination.
+
+It also refuses archive bombs (UnpackLimits): more members than a limit, or
+more bytes unpacked than a multiple of the archive's own size (with a floor,
+so small archives may still hold a lot of easily compressed data). Bytes are
+counted as they are written, so a zip whose entries overlap or lie about their
+sizes is stopped too.
 """
 
 from __future__ import annotations
@@ -51,6 +57,22 @@ class UnsafeArchive(InvalidSpec):
 
     def __str__(self) -> str:
         return f"unsafe archive member {self.member!r}: {self.violations[0].description}"
+
+
+@dataclass(frozen=True)
+class UnpackLimits:
+    """How much an archive may unpack to: at most max_members members, and at most
+    max(min_bytes, max_ratio * the archive's size) bytes of file data."""
+
+    max_members: int = 1_000_000
+    max_ratio: int = 2_000  # gzip and deflate top out near 1,032:1 on real data
+    min_bytes: int = 1024**3
+
+    def byte_budget(self, archive_size: int) -> int:
+        return max(self.min_bytes, self.max_ratio * archive_size)
+
+
+DEFAULT_LIMITS = UnpackLimits()
 
 
 @dataclass(frozen=True)
@@ -120,18 +142,21 @@ def _portable_member(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
 # ----------------------------------------------------------------------------- unpacking
 
 
-def unpack_artifact(src: StrPath, dest: StrPath, *, archive: str | None = None) -> None:
+def unpack_artifact(
+    src: StrPath, dest: StrPath, *, archive: str | None = None, limits: UnpackLimits = DEFAULT_LIMITS
+) -> None:
     """Place a downloaded artifact at dest: unpack a tarball or zip, or move a plain file.
 
-    archive is the stored object's packing ("tgz", "none", "zip"); None sniffs
-    the content as Argo does.
+    archive is how to treat the object: "tgz" (or "tar": any tar, compressed or
+    not), "zip", or "none" (as-is). None detects a tarball and otherwise keeps
+    the file as-is, as Argo does: a zip is unpacked only when asked for.
     """
     if archive is None:
-        archive = "tgz" if is_tarball(src) else "zip" if is_zip(src) else "none"
-    if archive == "tgz":
-        unpack(src, dest)
+        archive = "tgz" if is_tarball(src) else "none"
+    if archive in ("tgz", "tar"):
+        unpack(src, dest, limits=limits)
     elif archive == "zip":
-        unpack_zip(src, dest)
+        unpack_zip(src, dest, limits=limits)
     elif archive == "none":
         dest_path = _fresh_destination(dest)
         shutil.move(os.fspath(src), dest_path)
@@ -139,22 +164,39 @@ def unpack_artifact(src: StrPath, dest: StrPath, *, archive: str | None = None) 
         raise InvalidSpec(f"unknown archive kind {archive!r}", field="archive")
 
 
-def unpack(src: StrPath, dest: StrPath) -> None:
+def unpack(src: StrPath, dest: StrPath, *, limits: UnpackLimits = DEFAULT_LIMITS) -> None:
     """Extract a tar (gzip or not) to dest, which must not exist yet. See the module docstring."""
     try:
         with tarfile.open(src, "r:*") as tar:
-            _extract(_tar_entries(tar), dest)
+            _extract(_tar_entries(tar), dest, _Budget(limits, os.path.getsize(src)))
     except (tarfile.TarError, EOFError, zlib.error) as exc:
         raise InvalidSpec(f"{os.fspath(src)} is not a readable tar archive: {exc}", field="archive") from None
 
 
-def unpack_zip(src: StrPath, dest: StrPath) -> None:
+def unpack_zip(src: StrPath, dest: StrPath, *, limits: UnpackLimits = DEFAULT_LIMITS) -> None:
     """Extract a zip archive to dest with the same rules and layout as unpack."""
     try:
         with zipfile.ZipFile(src) as zf:
-            _extract(_zip_entries(zf), dest)
+            _extract(_zip_entries(zf), dest, _Budget(limits, os.path.getsize(src)))
     except (zipfile.BadZipFile, EOFError, zlib.error) as exc:
         raise InvalidSpec(f"{os.fspath(src)} is not a readable zip archive: {exc}", field="archive") from None
+
+
+def resolve_inside(root: StrPath, sub_path: str) -> Path:
+    """root/sub_path, refusing a sub_path that leaves root ('..', absolute, or through a symlink).
+
+    Raises InvalidSpec for such a path and FileNotFoundError when nothing is there.
+    """
+    root_path = Path(root)
+    parts = [p for p in sub_path.split("/") if p not in ("", ".")]
+    if sub_path.startswith("/") or ".." in parts or "\x00" in sub_path:
+        raise InvalidSpec(f"{sub_path!r} must be a relative path inside the artifact", field="subPath")
+    path = root_path.joinpath(*parts)
+    if not path.resolve().is_relative_to(root_path.resolve()):
+        raise InvalidSpec(f"{sub_path!r} leaves the artifact through a symlink", field="subPath")
+    if not os.path.lexists(path):
+        raise FileNotFoundError(f"{sub_path!r} is not in the artifact")
+    return path
 
 
 def is_tarball(path: StrPath) -> bool:
@@ -226,11 +268,32 @@ def _zip_opener(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> Callable[[], IO[b
     return lambda: zf.open(info)
 
 
-def _extract(entries: Iterator[_Entry], dest: StrPath) -> None:
+class _Budget:
+    """What is left of an archive's UnpackLimits while it is extracted."""
+
+    def __init__(self, limits: UnpackLimits, archive_size: int) -> None:
+        self.members_left = limits.max_members
+        self.bytes_left = limits.byte_budget(archive_size)
+        self.limits = limits
+
+    def member(self, name: str) -> None:
+        self.members_left -= 1
+        if self.members_left < 0:
+            raise UnsafeArchive(name, f"is past the limit of {self.limits.max_members} members (an archive bomb?)")
+
+    def copy(self, name: str, data: IO[bytes], out: IO[bytes]) -> None:
+        while chunk := data.read(_COPY_BUFFER):
+            self.bytes_left -= len(chunk)
+            if self.bytes_left < 0:
+                raise UnsafeArchive(name, "unpacks to more bytes than the archive's size allows (an archive bomb?)")
+            out.write(chunk)
+
+
+def _extract(entries: Iterator[_Entry], dest: StrPath, budget: _Budget) -> None:
     dest_path = _fresh_destination(dest)
     work = Path(tempfile.mkdtemp(prefix=f".{dest_path.name}.unpack-", dir=dest_path.parent))
     try:
-        extractor = _Extractor(work)
+        extractor = _Extractor(work, budget)
         for entry in entries:
             extractor.add(entry)
         final_root = extractor.finish()
@@ -251,13 +314,15 @@ def _fresh_destination(dest: StrPath) -> Path:
 class _Extractor:
     """Writes checked entries below a fresh, private work directory."""
 
-    def __init__(self, work: Path) -> None:
+    def __init__(self, work: Path, budget: _Budget) -> None:
         self.work = work
+        self.budget = budget
         self.kinds: dict[tuple[str, ...], str] = {}
         self.symlinks: list[tuple[str, Path]] = []
         self.dirs: list[tuple[Path, int, float | None]] = []
 
     def add(self, entry: _Entry) -> None:
+        self.budget.member(entry.name)
         parts = _member_parts(entry.name)
         if not parts:
             if entry.kind == "dir":
@@ -283,7 +348,7 @@ class _Extractor:
             assert entry.open is not None
             fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
             with os.fdopen(fd, "wb") as out, entry.open() as data:
-                shutil.copyfileobj(data, out, _COPY_BUFFER)
+                self.budget.copy(entry.name, data, out)
                 os.fchmod(out.fileno(), entry.mode & 0o777)
             if entry.mtime is not None:
                 os.utime(target, (entry.mtime, entry.mtime), follow_symlinks=False)

@@ -17,6 +17,8 @@ from treadle.errors import FieldViolation, InvalidSpec
 DEFAULT_KEY_FORMAT = "{{workflow.name}}/{{pod.name}}/{{artifact.name}}"
 MAX_KEY_BYTES = 1024  # S3's limit, so a key valid here is valid everywhere.
 MAX_SUFFIX_CHARS = 32
+# Keys whose first segment starts with this are the stores' own (S3 uploads in progress).
+RESERVED_PREFIX = ".treadle"
 
 _PLACEHOLDER = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
 _VARIABLES = ("workflow.name", "pod.name", "artifact.name")
@@ -108,6 +110,8 @@ def _key_problem(key: str) -> str:
         return "contains a backslash"
     if key.startswith("/"):
         return "is absolute"
+    if key.startswith(RESERVED_PREFIX):
+        return f"starts with {RESERVED_PREFIX!r}, which is reserved for treadle's own objects"
     for segment in key.split("/"):
         if segment == "":
             return "has an empty path segment"

@@ -1,10 +1,15 @@
-"""The ArtifactService core: keys, transfer checks and step-token scope. No grpc here.
+"""The ArtifactService core for one repository: keys, transfer checks and step-token scope. No grpc here.
 
 Step tokens: a call that carries one comes from a step's executor, which may
-write (upload, delete) only under its own workflow's key prefix. Reads are not
+write (upload, delete) only under its own workflow's key prefix, plus explicit
+keys (an output's ``s3: {key: ...}``, as Argo allows) as long as that does not
+overwrite an object another workflow wrote under its own prefix. Reads are not
 scoped, because an input artifact may name any key of the repository. A call
 without a token is a trusted internal caller (scheduler, admission, the CLI
 through the server); the network boundary is the service mesh's mTLS, not this.
+
+Every object records the workflow that wrote it (its owner), which artifact GC
+checks before deleting anything.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from treadle.auth import StepTokens
-from treadle.errors import DataLoss, InvalidSpec, PermissionDenied
+from treadle.errors import DataLoss, InvalidSpec, NotFound, PermissionDenied
 
 from .keys import ArtifactTarget, KeyFormat, validate_key, validate_prefix
 from .stores.base import CHUNK_BYTES, DEFAULT_PAGE_SIZE, ArtifactStore, ObjectInfo, ObjectPage, ObjectReader
@@ -42,28 +47,56 @@ class ArtifactRepository:
     """Validates and scopes artifact calls, then streams through an ArtifactStore."""
 
     def __init__(
-        self, store: ArtifactStore, *, key_format: KeyFormat | None = None, tokens: StepTokens | None = None
+        self,
+        store: ArtifactStore,
+        *,
+        key_format: KeyFormat | None = None,
+        tokens: StepTokens | None = None,
+        name: str = "",
     ) -> None:
         self.store = store
         self.key_format = key_format or KeyFormat()
+        self.name = name
         self._tokens = tokens
 
     async def upload(
-        self, target: ArtifactTarget, parts: AsyncIterator[UploadPart], *, token: str | None = None
+        self,
+        target: ArtifactTarget,
+        parts: AsyncIterator[UploadPart],
+        *,
+        token: str | None = None,
+        key: str = "",
+        sha256: str = "",
     ) -> ObjectInfo:
-        """Store an upload's chunks under the key target renders to.
+        """Store an upload's chunks under key, or else the key target renders to.
 
         parts is the chunks then exactly one trailer. The object becomes visible
-        only if the trailer's digest matches the bytes received (else DataLoss).
+        only if the trailer's digest matches the bytes received, and sha256 (a
+        digest announced up front) when given; else DataLoss. The object's owner
+        is target.workflow.
         """
-        key = self.key_format.render(target)
+        if sha256 and not _SHA256_HEX.fullmatch(sha256.lower()):
+            raise InvalidSpec(f"{sha256!r} is not a hex SHA-256", field="header.sha256")
+        key = validate_key(key, field="header.key") if key else self.key_format.render(target)
+        self.authorize_workflow(token, target.workflow)
         scope = self._scope(token)
-        if scope is not None and target.workflow != scope:
-            raise PermissionDenied(f"step token for workflow {scope!r} cannot upload for workflow {target.workflow!r}")
-        self._check_write(scope, key)
-        info = await self.store.put(key, _verified_chunks(key, parts))
-        log.info("stored artifact %s (%d bytes, sha256 %s)", key, info.size, info.sha256)
+        if scope is not None and not self._in_prefix(scope, key):
+            await self._check_explicit_overwrite(scope, key)
+        info = await self.store.put(
+            key, _verified_chunks(key, parts, sha256.lower()), sha256=sha256.lower(), owner=target.workflow
+        )
+        log.info("stored artifact %s in %s (%d bytes, sha256 %s)", key, self.label, info.size, info.sha256)
         return info
+
+    async def put(self, key: str, chunks: AsyncIterator[bytes], *, owner: str, sha256: str = "") -> ObjectInfo:
+        """Store bytes the service produced itself (imports): no trailer, the store computes the digest."""
+        info = await self.store.put(validate_key(key), chunks, sha256=sha256, owner=owner)
+        log.info("stored artifact %s in %s (%d bytes, sha256 %s)", key, self.label, info.size, info.sha256)
+        return info
+
+    @property
+    def label(self) -> str:
+        return f"repository {self.name!r}" if self.name else "the default repository"
 
     async def download(self, key: str) -> ObjectReader:
         """Open an object; its chunks are at most MAX_CHUNK_BYTES whatever the driver yields."""
@@ -84,6 +117,12 @@ class ArtifactRepository:
         await self.store.delete(key)
         log.info("deleted artifact %s", key)
 
+    def authorize_workflow(self, token: str | None, workflow: str) -> None:
+        """Refuse a step token that is not for workflow (a call without a token is trusted)."""
+        scope = self._scope(token)
+        if scope is not None and scope != workflow:
+            raise PermissionDenied(f"step token for workflow {scope!r} cannot act for workflow {workflow!r}")
+
     def _scope(self, token: str | None) -> str | None:
         """The workflow a step token limits writes to; None for a trusted caller without one."""
         if token is None:
@@ -93,11 +132,26 @@ class ArtifactRepository:
         return self._tokens.verify(token).workflow
 
     def _check_write(self, scope: str | None, key: str) -> None:
-        if scope is not None and not key.startswith(self.key_format.workflow_prefix(scope)):
+        if scope is not None and not self._in_prefix(scope, key):
             raise PermissionDenied(f"step token for workflow {scope!r} cannot write artifact key {key!r}")
 
+    def _in_prefix(self, workflow: str, key: str) -> bool:
+        return key.startswith(self.key_format.workflow_prefix(workflow))
 
-async def _verified_chunks(key: str, parts: AsyncIterator[UploadPart]) -> AsyncIterator[bytes]:
+    async def _check_explicit_overwrite(self, scope: str, key: str) -> None:
+        """A step may write an explicit key, but not over another workflow's own (key-format) object."""
+        try:
+            existing = await self.store.stat(key)
+        except NotFound:
+            return
+        owner = existing.owner
+        if owner and owner != scope and self._in_prefix(owner, key):
+            raise PermissionDenied(
+                f"step token for workflow {scope!r} cannot overwrite artifact key {key!r} of workflow {owner!r}"
+            )
+
+
+async def _verified_chunks(key: str, parts: AsyncIterator[UploadPart], announced: str = "") -> AsyncIterator[bytes]:
     """Yield the upload's chunks; raise before the end (so the store discards them) if anything is off."""
     digest = hashlib.sha256()
     size = 0
@@ -123,6 +177,8 @@ async def _verified_chunks(key: str, parts: AsyncIterator[UploadPart]) -> AsyncI
             f"artifact {key!r}: received {size} bytes with sha256 {digest.hexdigest()}, "
             f"but the sender computed {expected}; nothing was stored"
         )
+    if announced and announced != expected:
+        raise DataLoss(f"artifact {key!r}: the trailer's sha256 {expected} differs from the header's {announced}")
 
 
 async def _rechunked(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:

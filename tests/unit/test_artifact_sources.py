@@ -21,13 +21,29 @@ def artifact(**fields: object) -> workflow_pb2.Artifact:
 @pytest.mark.parametrize(
     ("fields", "described", "kind"),
     [
-        ({"http": {"url": "https://u:p@example.com:8443/d.csv?X-Amz-Signature=abc#f"}}, "http https://example.com:8443/d.csv?...", "http"),
-        ({"git": {"repo": "https://tok@github.com/o/r.git", "revision": "v1"}}, "git https://github.com/o/r.git at v1", "git"),
+        (
+            {"http": {"url": "https://u:p@example.com:8443/d.csv?X-Amz-Signature=abc#f"}},
+            "http https://example.com:8443/d.csv?...",
+            "http",
+        ),
+        (
+            {"git": {"repo": "https://tok@github.com/o/r.git", "revision": "v1"}},
+            "git https://github.com/o/r.git at v1",
+            "git",
+        ),
         ({"git": {"repo": "file:///srv/r.git"}}, "git file:///srv/r.git at the default branch", "git"),
         ({"s3": {"key": "data/x.csv"}}, "s3 key data/x.csv", "s3"),
-        ({"s3": {"bucket": "b", "key": "k", "endpoint": "minio:9000"}, "subPath": "sub"}, "s3://b/k/sub at minio:9000", "s3"),
+        (
+            {"s3": {"bucket": "b", "key": "k", "endpoint": "minio:9000"}, "subPath": "sub"},
+            "s3://b/k/sub at minio:9000",
+            "s3",
+        ),
         ({"raw": {"data": "secret text"}}, "raw data", None),
-        ({"from": "{{steps.a.outputs.artifacts.x}}", "subPath": "d"}, "{{steps.a.outputs.artifacts.x}} (subPath d)", None),
+        (
+            {"from": "{{steps.a.outputs.artifacts.x}}", "subPath": "d"},
+            "{{steps.a.outputs.artifacts.x}} (subPath d)",
+            None,
+        ),
         ({"stored": {"key": "wf/p/x.tgz", "repository": "minio"}}, "artifact wf/p/x.tgz in repository 'minio'", None),
     ],
 )

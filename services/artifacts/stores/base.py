@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Protocol
 
-from treadle.errors import InvalidSpec
+from treadle.errors import DataLoss, InvalidSpec
 
 CHUNK_BYTES = 1024 * 1024  # the wire chunk size too (treadle.grpcutil.channels.CHUNK_BYTES)
 DEFAULT_PAGE_SIZE = 1000
@@ -22,11 +22,17 @@ DEFAULT_PAGE_SIZE = 1000
 
 @dataclass(frozen=True)
 class ObjectInfo:
-    """A stored object: its key, its size in bytes and its hex SHA-256."""
+    """A stored object: its key, its size in bytes, its hex SHA-256, and the workflow that wrote it.
+
+    Listings of stores whose list call carries no object metadata (S3) leave
+    sha256 and owner empty; ``stat`` and ``get`` always fill sha256, and owner
+    whenever the writer named one.
+    """
 
     key: str
     size: int
     sha256: str
+    owner: str = ""
 
 
 @dataclass(frozen=True)
@@ -88,13 +94,19 @@ class ArtifactStore(Protocol):
         """Where the store keeps its objects, for logs (never holds credentials)."""
         ...
 
-    async def put(self, key: str, chunks: AsyncIterator[bytes]) -> ObjectInfo:
+    async def put(self, key: str, chunks: AsyncIterator[bytes], *, sha256: str = "", owner: str = "") -> ObjectInfo:
         """Store the bytes of chunks under key and return what was stored.
 
         Bytes go to a temporary object that becomes visible under key, replacing any
         previous object, in one atomic step after chunks is exhausted. If iterating
         chunks raises (a caller's digest check fails, the client goes away), nothing
         becomes visible, the temporary object is removed, and the error propagates.
+
+        sha256, when given, is the digest the caller holds chunks to (iterating
+        them raises before the end otherwise); a store that must write the digest
+        before the data may use it. The store still checks it and raises DataLoss,
+        storing nothing, when the bytes differ. owner names the workflow that
+        writes the object; it is kept with the object for artifact GC.
         """
         ...
 
@@ -135,3 +147,12 @@ def decode_page_token(token: str) -> str:
     if not key or encode_page_token(key) != token:
         raise InvalidSpec("is not a token from a previous listing", field="page_token")
     return key
+
+
+def check_announced_digest(key: str, announced: str, actual: str, size: int) -> None:
+    """Raise DataLoss when a digest announced before an upload differs from the bytes' digest."""
+    if announced and announced.lower() != actual:
+        raise DataLoss(
+            f"artifact {key!r}: received {size} bytes with sha256 {actual}, "
+            f"but {announced} was announced; nothing was stored"
+        )

@@ -5,11 +5,12 @@ Layout under the root directory::
     objects/<seg>/<seg>/<leaf>%obj   one file per object
     tmp/<random>                     uploads in progress
 
-Each object file starts with a fixed 48-byte header (magic, size, raw SHA-256)
-followed by the data. The digest lives inside the file rather than in a sidecar
-so that one rename publishes data and digest together: an overwrite is atomic
-and a crash can never pair new bytes with an old digest. ``stat`` reads only
-the header. Key segments are percent-encoded, and object files carry a ``%obj``
+Each object file starts with a header (magic, size, raw SHA-256, and the name
+of the workflow that wrote it) followed by the data. The digest lives inside
+the file rather than in a sidecar so that one rename publishes data and digest
+together: an overwrite is atomic and a crash can never pair new bytes with an
+old digest. ``stat`` reads only the header. Files of the first format (48-byte
+header, no owner) are still read. Key segments are percent-encoded, and object files carry a ``%obj``
 mark that no encoded segment can end with, so keys ``a/b`` and ``a/b/c`` can
 coexist as they do in S3.
 
@@ -39,12 +40,16 @@ from .base import (
     ObjectInfo,
     ObjectPage,
     ObjectReader,
+    check_announced_digest,
     decode_page_token,
     encode_page_token,
 )
 
-_HEADER = struct.Struct(">8sQ32s")  # magic, data size, raw sha256
-_MAGIC = b"TRDLOBJ1"
+_HEADER_V1 = struct.Struct(">8sQ32s")  # magic, data size, raw sha256
+_MAGIC_V1 = b"TRDLOBJ1"
+_HEADER = struct.Struct(">8sQ32sH")  # magic, data size, raw sha256, owner length; the owner follows
+_MAGIC = b"TRDLOBJ2"
+_MAX_OWNER_BYTES = 1024
 _OBJECT_MARK = "%obj"  # quote() only ever emits '%' before two hex digits
 _NAME_MAX = 255
 _STALE_TMP_SECONDS = 24 * 3600
@@ -65,22 +70,26 @@ class LocalStore:
     def uri(self) -> str:
         return self.root.as_uri()
 
-    async def put(self, key: str, chunks: AsyncIterator[bytes]) -> ObjectInfo:
+    async def put(self, key: str, chunks: AsyncIterator[bytes], *, sha256: str = "", owner: str = "") -> ObjectInfo:
         path = self._path(key)
+        owner_bytes = owner.encode()
+        if len(owner_bytes) > _MAX_OWNER_BYTES:
+            raise InvalidSpec(f"is longer than {_MAX_OWNER_BYTES} bytes", field="workflow")
         tmp = self._tmp / secrets.token_hex(12)
         f = await blocking(FileIO, tmp, "xb")
         writer = _HashingWriter(f)
         try:
-            await blocking(writer.write, bytes(_HEADER.size), hashed=False)
+            await blocking(writer.write, bytes(_HEADER.size) + owner_bytes, hashed=False)
             async for chunk in chunks:
                 await blocking(writer.write, chunk)
-            header = _HEADER.pack(_MAGIC, writer.size, writer.digest.digest())
+            check_announced_digest(key, sha256, writer.digest.hexdigest(), writer.size)
+            header = _HEADER.pack(_MAGIC, writer.size, writer.digest.digest(), len(owner_bytes))
             await blocking(_publish, f, tmp, path, header)
         except BaseException:
             f.close()
             tmp.unlink(missing_ok=True)
             raise
-        return ObjectInfo(key=key, size=writer.size, sha256=writer.digest.hexdigest())
+        return ObjectInfo(key=key, size=writer.size, sha256=writer.digest.hexdigest(), owner=owner)
 
     async def get(self, key: str) -> ObjectReader:
         path = self._path(key)
@@ -187,19 +196,31 @@ def _open_object(path: Path, key: str) -> tuple[FileIO, ObjectInfo]:
     except (FileNotFoundError, NotADirectoryError):
         raise NotFound("artifact", key) from None
     try:
-        header = os.pread(f.fileno(), _HEADER.size, 0)
-        f.seek(_HEADER.size)
-        if len(header) != _HEADER.size:
-            raise DataLoss(f"artifact {key!r}: stored object is truncated")
-        magic, size, raw = _HEADER.unpack(header)
-        if magic != _MAGIC:
-            raise DataLoss(f"artifact {key!r}: stored object has no valid header")
-        if os.fstat(f.fileno()).st_size != _HEADER.size + size:
+        info, data_offset = _read_header(f, key)
+        f.seek(data_offset)
+        if os.fstat(f.fileno()).st_size != data_offset + info.size:
             raise DataLoss(f"artifact {key!r}: stored object size does not match its header")
     except BaseException:
         f.close()
         raise
-    return f, ObjectInfo(key=key, size=size, sha256=raw.hex())
+    return f, info
+
+
+def _read_header(f: FileIO, key: str) -> tuple[ObjectInfo, int]:
+    """The object's info and where its data starts."""
+    header = os.pread(f.fileno(), _HEADER.size + _MAX_OWNER_BYTES, 0)
+    if header[:8] == _MAGIC_V1 and len(header) >= _HEADER_V1.size:
+        _, size, raw = _HEADER_V1.unpack_from(header)
+        return ObjectInfo(key=key, size=size, sha256=raw.hex()), _HEADER_V1.size
+    if len(header) < _HEADER.size:
+        raise DataLoss(f"artifact {key!r}: stored object is truncated")
+    magic, size, raw, owner_length = _HEADER.unpack_from(header)
+    if magic != _MAGIC or owner_length > _MAX_OWNER_BYTES:
+        raise DataLoss(f"artifact {key!r}: stored object has no valid header")
+    owner = header[_HEADER.size : _HEADER.size + owner_length]
+    if len(owner) != owner_length:
+        raise DataLoss(f"artifact {key!r}: stored object is truncated")
+    return ObjectInfo(key=key, size=size, sha256=raw.hex(), owner=owner.decode()), _HEADER.size + owner_length
 
 
 async def _read_chunks(f: FileIO, info: ObjectInfo) -> AsyncIterator[bytes]:

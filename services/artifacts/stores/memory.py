@@ -14,6 +14,7 @@ from .base import (
     ObjectInfo,
     ObjectPage,
     ObjectReader,
+    check_announced_digest,
     decode_page_token,
     encode_page_token,
 )
@@ -35,14 +36,15 @@ class MemoryStore:
     def uri(self) -> str:
         return "memory://"
 
-    async def put(self, key: str, chunks: AsyncIterator[bytes]) -> ObjectInfo:
+    async def put(self, key: str, chunks: AsyncIterator[bytes], *, sha256: str = "", owner: str = "") -> ObjectInfo:
         parts: list[bytes] = []
         digest = hashlib.sha256()
         async for chunk in chunks:
             digest.update(chunk)
             parts.append(chunk)
         data = b"".join(parts)
-        info = ObjectInfo(key=key, size=len(data), sha256=digest.hexdigest())
+        check_announced_digest(key, sha256, digest.hexdigest(), len(data))
+        info = ObjectInfo(key=key, size=len(data), sha256=digest.hexdigest(), owner=owner)
         self._objects[key] = _Object(info, data)
         return info
 

@@ -1,8 +1,9 @@
 """Stores are chosen by the repository URI's scheme, from a registry (Flyte's pattern).
 
-``file:///var/lib/treadle/artifacts`` and ``memory://`` are built in. Another
-driver (``s3://bucket/prefix`` next) registers a factory for its scheme; the
-factory imports its client library lazily so unused drivers cost nothing.
+``file:///var/lib/treadle/artifacts``, ``memory://`` and
+``s3://bucket/prefix?endpoint=...`` (stores/s3_config.py) are built in. Another
+driver registers a factory for its scheme; the factory imports its client
+library lazily so unused drivers cost nothing.
 """
 
 from __future__ import annotations
@@ -64,5 +65,12 @@ def _open_memory(parts: SplitResult) -> ArtifactStore:
     return MemoryStore()
 
 
+def _open_s3(parts: SplitResult) -> ArtifactStore:
+    from .s3_config import open_s3_store, s3_config_from_uri
+
+    return open_s3_store(s3_config_from_uri(parts))
+
+
 register_store("file", _open_file)
 register_store("memory", _open_memory)
+register_store("s3", _open_s3)

@@ -487,6 +487,7 @@ class DeleteWorkflowArtifactsRequest(_message.Message):
     REPOSITORY_FIELD_NUMBER: _builtins.int
     KEYS_FIELD_NUMBER: _builtins.int
     ALL_UNDER_PREFIX_FIELD_NUMBER: _builtins.int
+    KEEP_KEYS_FIELD_NUMBER: _builtins.int
     workflow: _builtins.str
     """Workflow name."""
     repository: _builtins.str
@@ -501,6 +502,12 @@ class DeleteWorkflowArtifactsRequest(_message.Message):
         Each is deleted only if this workflow wrote it.
         """
 
+    @_builtins.property
+    def keep_keys(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Keys that all_under_prefix must leave alone: artifacts whose own
+        artifactGC strategy differs from the workflow's.
+        """
+
     def __init__(
         self,
         *,
@@ -508,10 +515,11 @@ class DeleteWorkflowArtifactsRequest(_message.Message):
         repository: _builtins.str = ...,
         keys: _abc.Iterable[_builtins.str] | None = ...,
         all_under_prefix: _builtins.bool = ...,
+        keep_keys: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["all_under_prefix", b"all_under_prefix", "keys", b"keys", "repository", b"repository", "workflow", b"workflow"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["all_under_prefix", b"all_under_prefix", "keep_keys", b"keep_keys", "keys", b"keys", "repository", b"repository", "workflow", b"workflow"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
