@@ -18,14 +18,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import Span
+from opentelemetry.trace import Span, Status, StatusCode
 
 from treadle.executor.launch import StepLaunch
 from treadle.telemetry import names
 from treadle.telemetry.context import attached, context_with_parent, parse_traceparent
 
 TRACER_NAME = "treadle.executor"
+# Made once: the SDK builds a new tracer on every get_tracer call (a proxy until telemetry is configured).
+_tracer = trace.get_tracer(TRACER_NAME)
 
 
 @contextmanager
@@ -41,11 +44,18 @@ def in_node_span(launch: StepLaunch) -> Iterator[None]:
 
 @contextmanager
 def step_span(name: str, launch: StepLaunch, **attributes: str | int) -> Iterator[Span]:
-    """A span of this attempt, current for the block; an exception escaping it marks it failed."""
-    common: dict[str, str | int] = {
-        names.WORKFLOW_NAME: launch.workflow,
-        names.NODE_ID: launch.node_id,
-        names.ATTEMPT: launch.attempt,
-    }
-    with trace.get_tracer(TRACER_NAME).start_as_current_span(name, attributes={**common, **attributes}) as span:
+    """A span of this attempt, current for the block; an exception escaping it marks it failed.
+
+    Only the attempt is recorded here: the node's span (the parent) names the workflow and node.
+    """
+    span = _tracer.start_span(name, attributes={names.ATTEMPT: launch.attempt, **attributes})
+    token = otel_context.attach(trace.set_span_in_context(span))
+    try:
         yield span
+    except BaseException as exc:
+        span.record_exception(exc)
+        span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+        raise
+    finally:
+        otel_context.detach(token)
+        span.end()

@@ -35,7 +35,7 @@ from treadle.services.scheduler.engine import Node, NodePhase, NodeType, Workflo
 from treadle.services.scheduler.runtimes.base import LaunchSpec
 from treadle.store.sqlite import migrate
 from treadle.telemetry import metrics, names
-from treadle.telemetry.context import format_traceparent, remote_span_context
+from treadle.telemetry.context import attached, context_with_parent, format_traceparent, remote_span_context
 from treadle.telemetry.ids import new_workflow_trace_id, node_span_id, root_span_id, trace_start_time
 from treadle.telemetry.providers import tracing_enabled
 from treadle.telemetry.spans import emit_span, start_span_at
@@ -245,17 +245,27 @@ class SchedulerTelemetry:
 
     @contextmanager
     def launching(self, spec: LaunchSpec, runtime: str) -> Iterator[None]:
-        """Around runtime.launch: the `queue` span (ready until now), then the `launch` span."""
+        """Around runtime.launch: the `queue` span (ready until now), then the `launch` span.
+
+        The node's span is the current context meanwhile, so that whatever the runtime starts for
+        the step (a task watching a container, say) carries the node's context, not the caller's.
+        """
         watched = self._watched.get(spec.workflow)
         if watched is None:
             yield
             return
         watched.awaiting_start.add((spec.node_id, spec.attempt))
-        if not tracing_enabled():
-            yield
-            return
-        now = self._clock()
         parent = watched.trace.node(spec.node_id)
+        with attached(context_with_parent(parent)):
+            if not tracing_enabled():
+                yield
+                return
+            with self._launch_spans(spec, runtime, watched, parent):
+                yield
+
+    @contextmanager
+    def _launch_spans(self, spec: LaunchSpec, runtime: str, watched: _Watched, parent: SpanContext) -> Iterator[None]:
+        now = self._clock()
         attributes: dict[str, str | int] = {
             names.WORKFLOW_NAME: spec.workflow,
             names.NODE_ID: spec.node_id,

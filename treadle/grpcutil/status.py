@@ -122,6 +122,13 @@ def error_from_rpc(exc: grpc.aio.AioRpcError | grpc.RpcError) -> errors.TreadleE
         err = errors.NotFound("resource", "")
         err.args = (message,)
         return err
+    if code == grpc.StatusCode.ALREADY_EXISTS:
+        info = _detail(status, error_details_pb2.ResourceInfo)
+        if info is not None:
+            return errors.AlreadyExists(info.resource_type, info.resource_name)
+        taken = errors.AlreadyExists("resource", "")
+        taken.args = (message,)
+        return taken
     if code == grpc.StatusCode.FAILED_PRECONDITION:
         failure = _detail(status, error_details_pb2.PreconditionFailure)
         if failure is not None and failure.violations:

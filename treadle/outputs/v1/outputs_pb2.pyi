@@ -3,8 +3,10 @@
 isort:skip_file
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf.internal import containers as _containers
 from treadle.workflow.v1 import workflow_pb2 as _workflow_pb2
 import builtins as _builtins
 import sys
@@ -188,3 +190,138 @@ class DeleteWorkflowOutputsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DeleteWorkflowOutputsResponse: _TypeAlias = DeleteWorkflowOutputsResponse  # noqa: Y015
+
+@_typing.final
+class StepLogHeader(_message.Message):
+    """The first message of a StreamStepLog call: which step attempt's log follows."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKFLOW_FIELD_NUMBER: _builtins.int
+    NODE_ID_FIELD_NUMBER: _builtins.int
+    ATTEMPT_FIELD_NUMBER: _builtins.int
+    workflow: _builtins.str
+    """Workflow name."""
+    node_id: _builtins.str
+    """Node id of the step."""
+    attempt: _builtins.int
+    """Attempt number."""
+    def __init__(
+        self,
+        *,
+        workflow: _builtins.str = ...,
+        node_id: _builtins.str = ...,
+        attempt: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "node_id", b"node_id", "workflow", b"workflow"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StepLogHeader: _TypeAlias = StepLogHeader  # noqa: Y015
+
+@_typing.final
+class StreamStepLogRequest(_message.Message):
+    """Request for StreamStepLog: the header first, then chunks of the log."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HEADER_FIELD_NUMBER: _builtins.int
+    CHUNK_FIELD_NUMBER: _builtins.int
+    chunk: _builtins.bytes
+    """The next bytes of the combined stdout and stderr, as the step wrote them."""
+    @_builtins.property
+    def header(self) -> Global___StepLogHeader:
+        """Which attempt the log belongs to."""
+
+    def __init__(
+        self,
+        *,
+        header: Global___StepLogHeader | None = ...,
+        chunk: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "header", b"header", "part", b"part"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "header", b"header", "part", b"part"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_part: _TypeAlias = _typing.Literal["header", "chunk"]  # noqa: Y015
+    _WhichOneofArgType_part: _TypeAlias = _typing.Literal["part", b"part"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_part) -> _WhichOneofReturnType_part | None: ...
+
+Global___StreamStepLogRequest: _TypeAlias = StreamStepLogRequest  # noqa: Y015
+
+@_typing.final
+class StreamStepLogResponse(_message.Message):
+    """Response for StreamStepLog."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StreamStepLogResponse: _TypeAlias = StreamStepLogResponse  # noqa: Y015
+
+@_typing.final
+class FollowStepLogRequest(_message.Message):
+    """Request for FollowStepLog."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKFLOW_FIELD_NUMBER: _builtins.int
+    NODE_ID_FIELD_NUMBER: _builtins.int
+    FROM_LINE_FIELD_NUMBER: _builtins.int
+    workflow: _builtins.str
+    """Workflow name."""
+    node_id: _builtins.str
+    """Node id of the step; its latest attempt is followed."""
+    from_line: _builtins.int
+    """Index of the first line to send (0 for the whole log), to resume a follow."""
+    def __init__(
+        self,
+        *,
+        workflow: _builtins.str = ...,
+        node_id: _builtins.str = ...,
+        from_line: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["from_line", b"from_line", "node_id", b"node_id", "workflow", b"workflow"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FollowStepLogRequest: _TypeAlias = FollowStepLogRequest  # noqa: Y015
+
+@_typing.final
+class FollowStepLogResponse(_message.Message):
+    """Response for FollowStepLog: the next lines."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LINES_FIELD_NUMBER: _builtins.int
+    FIRST_LINE_FIELD_NUMBER: _builtins.int
+    first_line: _builtins.int
+    """Index of the first of these lines in the log."""
+    @_builtins.property
+    def lines(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Lines without their newlines."""
+
+    def __init__(
+        self,
+        *,
+        lines: _abc.Iterable[_builtins.str] | None = ...,
+        first_line: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["first_line", b"first_line", "lines", b"lines"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FollowStepLogResponse: _TypeAlias = FollowStepLogResponse  # noqa: Y015

@@ -52,6 +52,16 @@ class OutputServiceStub:
                 request_serializer=treadle_dot_outputs_dot_v1_dot_outputs__pb2.DeleteWorkflowOutputsRequest.SerializeToString,
                 response_deserializer=treadle_dot_outputs_dot_v1_dot_outputs__pb2.DeleteWorkflowOutputsResponse.FromString,
                 _registered_method=True)
+        self.StreamStepLog = channel.stream_unary(
+                '/treadle.outputs.v1.OutputService/StreamStepLog',
+                request_serializer=treadle_dot_outputs_dot_v1_dot_outputs__pb2.StreamStepLogRequest.SerializeToString,
+                response_deserializer=treadle_dot_outputs_dot_v1_dot_outputs__pb2.StreamStepLogResponse.FromString,
+                _registered_method=True)
+        self.FollowStepLog = channel.unary_stream(
+                '/treadle.outputs.v1.OutputService/FollowStepLog',
+                request_serializer=treadle_dot_outputs_dot_v1_dot_outputs__pb2.FollowStepLogRequest.SerializeToString,
+                response_deserializer=treadle_dot_outputs_dot_v1_dot_outputs__pb2.FollowStepLogResponse.FromString,
+                _registered_method=True)
 
 
 class OutputServiceServicer:
@@ -83,6 +93,27 @@ class OutputServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StreamStepLog(self, request_iterator, context):
+        """Receives a running step's log while it runs, for followers of
+        FollowStepLog. The first message is the header; the call ends when the
+        step's command has exited. Requires the step token. The service keeps the
+        lines in memory for a while after the step ended; the stored log artifact
+        (the report's `log`) stays the record.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FollowStepLog(self, request, context):
+        """Streams the lines of a running step's live log from `from_line` on, as
+        they come, and ends when the step's log ends. NOT_FOUND when this service
+        holds no live log of the node: it has not started streaming, it ended a
+        while ago, or it ran too briefly to stream (read the stored log then).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OutputServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -100,6 +131,16 @@ def add_OutputServiceServicer_to_server(servicer, server):
                     servicer.DeleteWorkflowOutputs,
                     request_deserializer=treadle_dot_outputs_dot_v1_dot_outputs__pb2.DeleteWorkflowOutputsRequest.FromString,
                     response_serializer=treadle_dot_outputs_dot_v1_dot_outputs__pb2.DeleteWorkflowOutputsResponse.SerializeToString,
+            ),
+            'StreamStepLog': grpc.stream_unary_rpc_method_handler(
+                    servicer.StreamStepLog,
+                    request_deserializer=treadle_dot_outputs_dot_v1_dot_outputs__pb2.StreamStepLogRequest.FromString,
+                    response_serializer=treadle_dot_outputs_dot_v1_dot_outputs__pb2.StreamStepLogResponse.SerializeToString,
+            ),
+            'FollowStepLog': grpc.unary_stream_rpc_method_handler(
+                    servicer.FollowStepLog,
+                    request_deserializer=treadle_dot_outputs_dot_v1_dot_outputs__pb2.FollowStepLogRequest.FromString,
+                    response_serializer=treadle_dot_outputs_dot_v1_dot_outputs__pb2.FollowStepLogResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -186,6 +227,60 @@ class OutputService:
             '/treadle.outputs.v1.OutputService/DeleteWorkflowOutputs',
             treadle_dot_outputs_dot_v1_dot_outputs__pb2.DeleteWorkflowOutputsRequest.SerializeToString,
             treadle_dot_outputs_dot_v1_dot_outputs__pb2.DeleteWorkflowOutputsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamStepLog(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/treadle.outputs.v1.OutputService/StreamStepLog',
+            treadle_dot_outputs_dot_v1_dot_outputs__pb2.StreamStepLogRequest.SerializeToString,
+            treadle_dot_outputs_dot_v1_dot_outputs__pb2.StreamStepLogResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FollowStepLog(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/treadle.outputs.v1.OutputService/FollowStepLog',
+            treadle_dot_outputs_dot_v1_dot_outputs__pb2.FollowStepLogRequest.SerializeToString,
+            treadle_dot_outputs_dot_v1_dot_outputs__pb2.FollowStepLogResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -45,6 +45,19 @@ class OutputServiceStub:
     """Returns the recorded outcome of a step attempt."""
     DeleteWorkflowOutputs: _grpc.UnaryUnaryMultiCallable[_outputs_pb2.DeleteWorkflowOutputsRequest, _outputs_pb2.DeleteWorkflowOutputsResponse]
     """Deletes every report of a workflow."""
+    StreamStepLog: _grpc.StreamUnaryMultiCallable[_outputs_pb2.StreamStepLogRequest, _outputs_pb2.StreamStepLogResponse]
+    """Receives a running step's log while it runs, for followers of
+    FollowStepLog. The first message is the header; the call ends when the
+    step's command has exited. Requires the step token. The service keeps the
+    lines in memory for a while after the step ended; the stored log artifact
+    (the report's `log`) stays the record.
+    """
+    FollowStepLog: _grpc.UnaryStreamMultiCallable[_outputs_pb2.FollowStepLogRequest, _outputs_pb2.FollowStepLogResponse]
+    """Streams the lines of a running step's live log from `from_line` on, as
+    they come, and ends when the step's log ends. NOT_FOUND when this service
+    holds no live log of the node: it has not started streaming, it ended a
+    while ago, or it ran too briefly to stream (read the stored log then).
+    """
 
 @_typing.type_check_only
 class OutputServiceAsyncStub(OutputServiceStub):
@@ -63,6 +76,19 @@ class OutputServiceAsyncStub(OutputServiceStub):
     """Returns the recorded outcome of a step attempt."""
     DeleteWorkflowOutputs: _aio.UnaryUnaryMultiCallable[_outputs_pb2.DeleteWorkflowOutputsRequest, _outputs_pb2.DeleteWorkflowOutputsResponse]  # type: ignore[assignment]
     """Deletes every report of a workflow."""
+    StreamStepLog: _aio.StreamUnaryMultiCallable[_outputs_pb2.StreamStepLogRequest, _outputs_pb2.StreamStepLogResponse]  # type: ignore[assignment]
+    """Receives a running step's log while it runs, for followers of
+    FollowStepLog. The first message is the header; the call ends when the
+    step's command has exited. Requires the step token. The service keeps the
+    lines in memory for a while after the step ended; the stored log artifact
+    (the report's `log`) stays the record.
+    """
+    FollowStepLog: _aio.UnaryStreamMultiCallable[_outputs_pb2.FollowStepLogRequest, _outputs_pb2.FollowStepLogResponse]  # type: ignore[assignment]
+    """Streams the lines of a running step's live log from `from_line` on, as
+    they come, and ends when the step's log ends. NOT_FOUND when this service
+    holds no live log of the node: it has not started streaming, it ended a
+    while ago, or it ran too briefly to stream (read the stored log then).
+    """
 
 class OutputServiceServicer(metaclass=_abc_1.ABCMeta):
     """OutputService collects what a step produced. The executor's wait phase
@@ -96,5 +122,30 @@ class OutputServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_outputs_pb2.DeleteWorkflowOutputsResponse, _abc.Awaitable[_outputs_pb2.DeleteWorkflowOutputsResponse]]:
         """Deletes every report of a workflow."""
+
+    @_abc_1.abstractmethod
+    def StreamStepLog(
+        self,
+        request_iterator: _MaybeAsyncIterator[_outputs_pb2.StreamStepLogRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_outputs_pb2.StreamStepLogResponse, _abc.Awaitable[_outputs_pb2.StreamStepLogResponse]]:
+        """Receives a running step's log while it runs, for followers of
+        FollowStepLog. The first message is the header; the call ends when the
+        step's command has exited. Requires the step token. The service keeps the
+        lines in memory for a while after the step ended; the stored log artifact
+        (the report's `log`) stays the record.
+        """
+
+    @_abc_1.abstractmethod
+    def FollowStepLog(
+        self,
+        request: _outputs_pb2.FollowStepLogRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_outputs_pb2.FollowStepLogResponse], _abc.AsyncIterator[_outputs_pb2.FollowStepLogResponse]]:
+        """Streams the lines of a running step's live log from `from_line` on, as
+        they come, and ends when the step's log ends. NOT_FOUND when this service
+        holds no live log of the node: it has not started streaming, it ended a
+        while ago, or it ran too briefly to stream (read the stored log then).
+        """
 
 def add_OutputServiceServicer_to_server(servicer: OutputServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
