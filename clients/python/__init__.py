@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from treadle.client.argo_json import workflow_phase_name, workflow_to_argo_json
     from treadle.client.client import ListFilter, LogLine, TreadleClient, is_final
+    from treadle.client.connection import ChannelSecurity
+    from treadle.client.lock_calls import Lock
     from treadle.client.sync import SyncTreadleClient
     from treadle.errors import (
         AlreadyExists,
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
         TreadleError,
         Unavailable,
     )
+    from treadle.templates.v1.templates_pb2 import WorkflowTemplate
     from treadle.workflow.v1.workflow_pb2 import Workflow
 
 _EXPORTS = {
@@ -34,6 +37,9 @@ _EXPORTS = {
     "LogLine": "treadle.client.client",
     "ListFilter": "treadle.client.client",
     "is_final": "treadle.client.client",
+    "ChannelSecurity": "treadle.client.connection",
+    "Lock": "treadle.client.lock_calls",
+    "WorkflowTemplate": "treadle.templates.v1.templates_pb2",
     "SyncTreadleClient": "treadle.client.sync",
     "workflow_to_argo_json": "treadle.client.argo_json",
     "workflow_phase_name": "treadle.client.argo_json",
@@ -49,9 +55,11 @@ _EXPORTS = {
 
 __all__ = [
     "AlreadyExists",
+    "ChannelSecurity",
     "FailedPrecondition",
     "InvalidSpec",
     "ListFilter",
+    "Lock",
     "LogLine",
     "NotFound",
     "PermissionDenied",
@@ -60,6 +68,7 @@ __all__ = [
     "TreadleError",
     "Unavailable",
     "Workflow",
+    "WorkflowTemplate",
     "is_final",
     "workflow_phase_name",
     "workflow_to_argo_json",

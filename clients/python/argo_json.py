@@ -15,6 +15,7 @@ from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from treadle.spec.convert import spec_to_dict
+from treadle.templates.v1.templates_pb2 import WorkflowTemplate
 from treadle.workflow.v1 import workflow_pb2 as wf_pb
 
 WORKFLOW_PHASES: dict[wf_pb.WorkflowPhase.ValueType, str] = {
@@ -80,6 +81,16 @@ def workflow_to_argo_json(workflow: wf_pb.Workflow) -> dict[str, Any]:
         "metadata": metadata_json(workflow.metadata),
         "spec": spec_to_dict(workflow.spec),
         "status": status_json(workflow.status),
+    }
+
+
+def template_to_argo_json(template: WorkflowTemplate) -> dict[str, Any]:
+    """A WorkflowTemplate as a manifest dict: what `argo template get -o json` prints, and `template update` reads."""
+    return {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "WorkflowTemplate",
+        "metadata": metadata_json(template.metadata),
+        "spec": spec_to_dict(template.spec),
     }
 
 

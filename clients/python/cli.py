@@ -1,13 +1,18 @@
 """The `treadle` command line.
 
     treadle run FILE [-p NAME=VALUE ...] [-o json]      run in-process, no server needed
-    treadle submit FILE [--watch] [-o name|json]        submit to a server
-    treadle get NAME | list | logs NAME | wait NAME | delete NAME...
+    treadle submit FILE [--watch|--wait] [-o name|json|yaml]   submit to a server
+    treadle get NAME | list | logs NAME | wait NAME | watch NAME | delete NAME...|--completed|--all
+    treadle suspend|resume|stop|terminate|retry|resubmit NAME...   node set NAME --node N ...
+    treadle template create|get|list|update|delete|lint   semaphore set|delete|list   (cli_verbs.py)
     treadle lint FILE...                                 offline unless --server is given
+    treadle completion bash|zsh
     treadle serve [all|admission|scheduler|artifacts|outputs] [--listen HOST:PORT] [--data-dir DIR]
     treadle version
 
 The server is --server HOST:PORT, else $TREADLE_SERVER, else 127.0.0.1:7733.
+TLS and a bearer token: --secure, --ca-cert, --client-cert/--client-key,
+--insecure-skip-verify, --token (remote.py lists their environment variables).
 
 Errors are one line on stderr, `treadle: <message>`. Exit codes: 0 success,
 1 the workflow Failed or hit an Error, 2 bad input or usage, 3 server
@@ -25,6 +30,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, NoReturn
 
 from treadle import errors
+from treadle.client.cli_verbs import CONNECTION_VALUE_FLAGS, add_connection_flags, add_control_verbs
 from treadle.client.inputs import (
     EXIT_BAD_INPUT,
     EXIT_INTERRUPTED,
@@ -33,13 +39,16 @@ from treadle.client.inputs import (
     EXIT_SERVER_ERROR,
     EXIT_UNAVAILABLE,
     CommandError,
+    ParameterFileAction,
+    labels_argument,
     parameter_argument,
+    parameter_file_argument,
     print_error,
 )
 
 SERVER_ENV = "TREADLE_SERVER"
 DEBUG_ENV = "TREADLE_DEBUG"  # set to see tracebacks of unexpected errors
-OUTPUT_FORMATS = ("name", "json")
+OUTPUT_FORMATS = ("name", "json", "yaml")
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -90,6 +99,8 @@ def build_parser(argv: Sequence[str] = ()) -> OneLineParser:
     # Repeated on each remote verb so that it may also follow the verb; SUPPRESS keeps the top-level value.
     remote = OneLineParser(add_help=False)
     remote.add_argument("--server", metavar="HOST:PORT", default=argparse.SUPPRESS, help="treadle server")
+    add_connection_flags(parser, repeated=False)
+    add_connection_flags(remote, repeated=True)
     params = OneLineParser(add_help=False)
     params.add_argument(
         "-p",
@@ -99,6 +110,15 @@ def build_parser(argv: Sequence[str] = ()) -> OneLineParser:
         action="append",
         type=parameter_argument,
         help="override a workflow argument (repeatable)",
+    )
+    params.add_argument(
+        "-f",
+        "--parameter-file",
+        dest="parameters",
+        metavar="FILE",
+        action=ParameterFileAction,
+        type=parameter_file_argument,
+        help="workflow arguments from a YAML or JSON map; -p overrides them",
     )
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
     commands = "treadle.client.commands"
@@ -113,17 +133,31 @@ def build_parser(argv: Sequence[str] = ()) -> OneLineParser:
     run.set_defaults(handler=_lazy("treadle.client.embedded", "run", is_async=False))
 
     submit = verbs.add_parser("submit", parents=[remote, params], help="submit a workflow to a server")
-    submit.add_argument("file", metavar="FILE", help="manifest (YAML or JSON); - reads stdin")
+    submit.add_argument("file", metavar="FILE", nargs="?", help="manifest (YAML or JSON); - reads stdin")
+    submit.add_argument("--from", dest="source", metavar="workflowtemplate/NAME", help="run a stored WorkflowTemplate")
     submit.add_argument("--entrypoint", default="", help="template to start with instead of spec.entrypoint")
     submit.add_argument("--generate-name", default="", help="name prefix instead of metadata.generateName")
-    submit.add_argument("-l", "--label", dest="labels", metavar="NAME=VALUE", action="append", type=parameter_argument)
-    submit.add_argument("-w", "--watch", action="store_true", help="wait for the workflow to finish")
+    submit.add_argument(
+        "-l",
+        "--labels",
+        "--label",
+        dest="labels",
+        metavar="NAME=VALUE,...",
+        action="extend",
+        type=labels_argument,
+        help="labels to add, comma-separated (repeatable)",
+    )
+    submit.add_argument(
+        "-w", "--watch", action="store_true", help="show live progress and wait for the workflow to finish"
+    )
+    submit.add_argument("--wait", action="store_true", help="wait for the workflow to finish, quietly")
     submit.add_argument("-o", "--output", choices=OUTPUT_FORMATS)
     submit.set_defaults(handler=_lazy(commands, "submit"))
 
     get = verbs.add_parser("get", parents=[remote], help="show a workflow and its node tree")
     get.add_argument("name", metavar="NAME")
     get.add_argument("-o", "--output", choices=OUTPUT_FORMATS)
+    get.add_argument("--trace", action="store_true", help="show where the time went: a waterfall of the nodes")
     get.set_defaults(handler=_lazy(commands, "get"))
 
     listing = verbs.add_parser("list", parents=[remote], help="list workflows, newest first")
@@ -132,12 +166,18 @@ def build_parser(argv: Sequence[str] = ()) -> OneLineParser:
         "--status", action="append", default=[], help="only these phases, comma-separated (Running,Failed,...)"
     )
     listing.add_argument("--prefix", default="", help="only names that start with this")
-    listing.add_argument("-o", "--output", choices=OUTPUT_FORMATS)
+    only = listing.add_mutually_exclusive_group()
+    only.add_argument("--running", action="store_true", help="only workflows not yet completed (Pending, Running)")
+    only.add_argument("--completed", action="store_true", help="only Succeeded, Failed or Error workflows")
+    listing.add_argument("-o", "--output", choices=(*OUTPUT_FORMATS, "wide"))
     listing.set_defaults(handler=_lazy(commands, "list_workflows"))
 
     logs = verbs.add_parser("logs", parents=[remote], help="print the steps' logs")
     logs.add_argument("name", metavar="NAME")
     logs.add_argument("--node", default="", help="only this node (id, name or display name)")
+    logs.add_argument(
+        "-f", "--follow", action="store_true", help="stream running steps' lines as they come, until the workflow ends"
+    )
     logs.set_defaults(handler=_lazy(commands, "logs"))
 
     wait = verbs.add_parser("wait", parents=[remote], help="wait for a workflow to finish")
@@ -146,9 +186,7 @@ def build_parser(argv: Sequence[str] = ()) -> OneLineParser:
     wait.add_argument("-o", "--output", choices=OUTPUT_FORMATS)
     wait.set_defaults(handler=_lazy(commands, "wait"))
 
-    delete = verbs.add_parser("delete", parents=[remote], help="stop and delete workflows")
-    delete.add_argument("names", metavar="NAME", nargs="+")
-    delete.set_defaults(handler=_lazy(commands, "delete"))
+    add_control_verbs(verbs, remote, params, _lazy)
 
     lint = verbs.add_parser("lint", parents=[remote, params], help="check manifests without running them")
     lint.add_argument("files", metavar="FILE", nargs="+")
@@ -168,12 +206,12 @@ def build_parser(argv: Sequence[str] = ()) -> OneLineParser:
 
 
 def _first_positional(argv: Sequence[str]) -> str:
-    """The verb: the first argument that is neither an option nor the value of --server."""
+    """The verb: the first argument that is neither an option nor the value of --server, --token, ..."""
     skip_next = False
     for arg in argv:
         if skip_next:
             skip_next = False
-        elif arg == "--server":
+        elif arg in ("--server", *CONNECTION_VALUE_FLAGS):
             skip_next = True
         elif not arg.startswith("-"):
             return arg
@@ -191,6 +229,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
+    if args.verb != "serve":
+        # Failures are reported in one line; grpc's core would also log TLS handshake errors.
+        os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     try:
         return int(args.handler(args))
     except CommandError as exc:

@@ -32,7 +32,11 @@ from treadle import errors
 from treadle.admission.v1 import admission_pb2 as adm
 from treadle.admission.v1 import admission_pb2_grpc as adm_grpc
 from treadle.client.argo_json import FINAL_WORKFLOW_PHASES
-from treadle.grpcutil.channels import DEFAULT_TIMEOUT, open_channel
+from treadle.client.connection import ChannelSecurity, open_client_channel
+from treadle.client.lifecycle_calls import LifecycleCalls
+from treadle.client.lock_calls import LockCalls
+from treadle.client.template_calls import TemplateCalls
+from treadle.grpcutil.channels import DEFAULT_TIMEOUT
 from treadle.grpcutil.status import error_from_rpc
 from treadle.workflow.v1.workflow_pb2 import Workflow, WorkflowPhase
 
@@ -72,13 +76,27 @@ def is_final(workflow: Workflow) -> bool:
     return workflow.status.phase in FINAL_WORKFLOW_PHASES
 
 
-class TreadleClient:
-    """Talks to a treadle server (admission service) at host:port."""
+class TreadleClient(LifecycleCalls, TemplateCalls, LockCalls):
+    """Talks to a treadle server (admission service) at host:port.
 
-    def __init__(self, address: str, *, timeout: float = DEFAULT_TIMEOUT, logs_timeout: float = LOGS_TIMEOUT) -> None:
+    The lifecycle, WorkflowTemplate and semaphore calls come from the mixins;
+    security sets TLS and a bearer token (treadle.client.connection).
+    """
+
+    def __init__(
+        self,
+        address: str,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        logs_timeout: float = LOGS_TIMEOUT,
+        security: ChannelSecurity | None = None,
+        scheduler_address: str = "",
+    ) -> None:
         self.address = address
         self.timeout = timeout
         self.logs_timeout = logs_timeout
+        self.security = security
+        self.scheduler_address = scheduler_address
         self._channel: grpc.aio.Channel | None = None
         self._stub: adm_grpc.AdmissionServiceAsyncStub | None = None
 
@@ -91,6 +109,7 @@ class TreadleClient:
         await self.close()
 
     async def close(self) -> None:
+        await self._close_scheduler_channel()
         if self._channel is not None:
             await self._channel.close()
             self._channel = None
@@ -99,9 +118,13 @@ class TreadleClient:
     def _admission(self) -> adm_grpc.AdmissionServiceAsyncStub:
         # Opened on first use so that the channel binds to the running event loop.
         if self._stub is None:
-            self._channel = open_channel(self.address)
-            self._stub = adm_grpc.AdmissionServiceStub(self._channel)
+            self._stub = adm_grpc.AdmissionServiceStub(self._open_channel())
         return self._stub
+
+    def _open_channel(self) -> grpc.aio.Channel:
+        if self._channel is None:
+            self._channel = open_client_channel(self.address, self.security)
+        return self._channel
 
     async def _call(self, method: grpc.aio.UnaryUnaryMultiCallable[Request, Response], request: Request) -> Response:
         try:
@@ -200,10 +223,14 @@ class TreadleClient:
         finally:
             call.cancel()
 
-    async def logs(self, name: str, *, node: str = "") -> AsyncIterator[LogLine]:
-        """The saved log lines of every pod node, or of one node (id, name or display name)."""
-        request = adm.WorkflowLogsRequest(name=name, node=node)
-        call = self._admission().WorkflowLogs(request, timeout=self.logs_timeout)
+    async def logs(self, name: str, *, node: str = "", follow: bool = False) -> AsyncIterator[LogLine]:
+        """The saved log lines of every pod node, or of one node (id, name or display name).
+
+        With follow, running steps' lines come as they are written, until the workflow has
+        finished; like `watch`, such a call has no deadline.
+        """
+        request = adm.WorkflowLogsRequest(name=name, node=node, follow=follow)
+        call = self._admission().WorkflowLogs(request, timeout=None if follow else self.logs_timeout)
         try:
             async for response in call:
                 yield LogLine(node_id=response.node_id, node_name=response.node_name, content=response.content)

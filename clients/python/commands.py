@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import TYPE_CHECKING, Any
 
 from treadle.client.inputs import (
@@ -20,6 +21,7 @@ from treadle.client.inputs import (
     parameters_dict,
     print_error,
     read_manifest,
+    submission_manifest,
 )
 from treadle.errors import InvalidSpec
 
@@ -29,9 +31,9 @@ if TYPE_CHECKING:
 
 
 def connect(args: argparse.Namespace) -> TreadleClient:
-    from treadle.client.client import TreadleClient
+    from treadle.client.remote import client_for
 
-    return TreadleClient(args.server)
+    return client_for(args)
 
 
 def print_json(value: Any) -> None:
@@ -39,11 +41,12 @@ def print_json(value: Any) -> None:
 
 
 def print_workflow(workflow: Workflow, output: str | None) -> None:
-    """Print in the -o format: json (argo's shape), name, or the argo-get summary."""
-    if output == "json":
+    """Print in the -o format: json or yaml (argo's shape), name, or the argo-get summary."""
+    if output in ("json", "yaml"):
         from treadle.client.argo_json import workflow_to_argo_json
+        from treadle.client.output_formats import print_document
 
-        print_json(workflow_to_argo_json(workflow))
+        print_document(workflow_to_argo_json(workflow), output)
     elif output == "name":
         print(workflow.metadata.name)
     else:
@@ -74,7 +77,7 @@ def server_invalid(manifest: ManifestFile, exc: InvalidSpec) -> CommandError:
 
 
 async def submit(args: argparse.Namespace) -> int:
-    manifest = read_manifest(args.file)
+    manifest = submission_manifest(args.file, getattr(args, "source", None))
     async with connect(args) as client:
         try:
             workflow = await client.submit(
@@ -86,10 +89,14 @@ async def submit(args: argparse.Namespace) -> int:
             )
         except InvalidSpec as exc:
             raise server_invalid(manifest, exc) from None
-        if not args.watch:
+        if not args.watch and not getattr(args, "wait", False):
             print_workflow(workflow, args.output)
             return EXIT_OK
-        final = await client.wait(workflow.metadata.name)
+        from treadle.client.progress import wait_with_progress
+
+        # Progress only with --watch and the default output: -o name|json|yaml promise stdout holds just that.
+        stream = sys.stdout if args.watch and args.output is None else None
+        final = await wait_with_progress(client, workflow.metadata.name, stream)
     print_workflow(final, args.output)
     return final_exit_code(final)
 
@@ -97,6 +104,14 @@ async def submit(args: argparse.Namespace) -> int:
 async def get(args: argparse.Namespace) -> int:
     async with connect(args) as client:
         workflow = await client.get(args.name)
+    if getattr(args, "trace", False) and args.output is None:
+        from treadle.client.render import workflow_summary
+        from treadle.client.waterfall import waterfall_lines
+
+        print(workflow_summary(workflow, tree=False))
+        print()
+        print("\n".join(waterfall_lines(workflow)))
+        return EXIT_OK
     print_workflow(workflow, args.output)
     return EXIT_OK
 
@@ -115,7 +130,7 @@ async def wait(args: argparse.Namespace) -> int:
 
 
 def list_filter(args: argparse.Namespace) -> ListFilter:
-    from treadle.client.argo_json import WORKFLOW_PHASES, workflow_phase_from_name
+    from treadle.client.argo_json import FINAL_WORKFLOW_PHASES, WORKFLOW_PHASES, workflow_phase_from_name
     from treadle.client.client import ListFilter
 
     phases = []
@@ -124,6 +139,16 @@ def list_filter(args: argparse.Namespace) -> ListFilter:
         if phase is None:
             raise CommandError(f"unknown status {word!r}; expected {', '.join(WORKFLOW_PHASES.values())}")
         phases.append(phase)
+    # --running and --completed (argo's completed=false/true label) narrow --status, or stand for it.
+    for flag, wanted in (
+        ("running", [p for p in WORKFLOW_PHASES if p not in FINAL_WORKFLOW_PHASES]),
+        ("completed", [p for p in WORKFLOW_PHASES if p in FINAL_WORKFLOW_PHASES]),
+    ):
+        if getattr(args, flag, False):
+            narrowed = [p for p in phases if p in wanted] if phases else wanted
+            if not narrowed:
+                raise CommandError(f"--status {','.join(args.status)} and --{flag} select nothing together")
+            phases = narrowed
     return ListFilter(label_selector=args.selector, phases=tuple(phases), name_prefix=args.prefix)
 
 
@@ -131,13 +156,18 @@ async def list_workflows(args: argparse.Namespace) -> int:
     filters = list_filter(args)
     async with connect(args) as client:
         workflows = [wf async for wf in client.list(filters=filters)]
-    if args.output == "json":
+    if args.output in ("json", "yaml"):
         from treadle.client.argo_json import workflow_to_argo_json
+        from treadle.client.output_formats import print_document
 
-        print_json([workflow_to_argo_json(wf) for wf in workflows])
+        print_document([workflow_to_argo_json(wf) for wf in workflows], args.output)
     elif args.output == "name":
         for wf in workflows:
             print(wf.metadata.name)
+    elif args.output == "wide" and workflows:
+        from treadle.client.tables import wide_workflow_table
+
+        print("\n".join(wide_workflow_table(workflows)))
     elif workflows:
         from treadle.client.render import workflow_table
 
@@ -149,16 +179,8 @@ async def list_workflows(args: argparse.Namespace) -> int:
 
 async def logs(args: argparse.Namespace) -> int:
     async with connect(args) as client:
-        async for line in client.logs(args.name, node=args.node):
+        async for line in client.logs(args.name, node=args.node, follow=getattr(args, "follow", False)):
             print(f"{line.node_name}: {line.content}")
-    return EXIT_OK
-
-
-async def delete(args: argparse.Namespace) -> int:
-    async with connect(args) as client:
-        for name in args.names:
-            await client.delete(name)
-            print(f"Workflow '{name}' deleted")
     return EXIT_OK
 
 

@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 from treadle.client.commands import final_exit_code, print_workflow, server_invalid
 from treadle.client.inputs import EXIT_SERVER_ERROR, CommandError, ManifestFile, parameters_dict, read_manifest
@@ -46,9 +46,19 @@ def run(args: argparse.Namespace) -> int:
         import logging
 
         logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    with _data_dir(args.data_dir) as data_dir:
-        with _service_output_to(None if args.verbose else data_dir / LOG_FILE):
-            result = asyncio.run(_run_in_process(manifest, parameters, args, data_dir))
+    from treadle.telemetry.providers import configure_telemetry
+
+    telemetry = configure_telemetry("treadle")  # OTEL_* as for `treadle serve`; off by default
+    # Progress goes to the real stdout, which the services' output is kept away from (-o: no progress).
+    progress = None if args.output else os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding=sys.stdout.encoding)
+    try:
+        with _data_dir(args.data_dir) as data_dir:
+            with _service_output_to(None if args.verbose else data_dir / LOG_FILE):
+                result = asyncio.run(_run_in_process(manifest, parameters, args, data_dir, progress))
+    finally:
+        if progress is not None:
+            progress.close()
+        telemetry.shutdown()
     for line in result.log_lines:
         print(f"{line.node_name}: {line.content}")
     print_workflow(result.workflow, args.output)
@@ -56,9 +66,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _run_in_process(
-    manifest: ManifestFile, parameters: dict[str, str], args: argparse.Namespace, data_dir: Path
+    manifest: ManifestFile,
+    parameters: dict[str, str],
+    args: argparse.Namespace,
+    data_dir: Path,
+    progress: TextIO | None = None,
 ) -> RunResult:
     from treadle.client.client import TreadleClient
+    from treadle.client.progress import wait_with_progress
     from treadle.config import ServerConfig
     from treadle.services.server import start_stack
 
@@ -72,7 +87,7 @@ async def _run_in_process(
                 submitted = await client.submit(manifest.text, parameters=parameters, entrypoint=args.entrypoint)
             except InvalidSpec as exc:
                 raise server_invalid(manifest, exc) from None
-            final = await client.wait(submitted.metadata.name)
+            final = await wait_with_progress(client, submitted.metadata.name, progress)
             log_lines = [line async for line in client.logs(final.metadata.name)] if args.logs else []
     finally:
         await stack.stop(STOP_GRACE)

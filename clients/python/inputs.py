@@ -1,4 +1,4 @@
-"""What the CLI reads from its user: manifest files and `-p NAME=VALUE` pairs.
+"""What the CLI reads from its user: manifest files, `-p NAME=VALUE` pairs, parameter files and labels.
 
 Problems become CommandError with one line that names the file, and the
 exit code the CLI documents.
@@ -93,6 +93,29 @@ def read_manifest(path: str) -> ManifestFile:
         raise CommandError(f"{path}: cannot read: {exc.strerror or exc}") from None
 
 
+def submission_manifest(path: str | None, source: str | None) -> ManifestFile:
+    """What `submit` sends: the manifest file, or for `--from workflowtemplate/NAME` a workflow running it."""
+    if not source:
+        if not path:
+            raise CommandError("name a manifest file (- reads stdin), or pass --from workflowtemplate/NAME")
+        return read_manifest(path)
+    if path:
+        raise CommandError(f"pass a manifest file or --from {source}, not both")
+    kind, _, name = source.partition("/")
+    if kind.strip().lower() not in ("workflowtemplate", "wftmpl") or not name.strip():
+        raise CommandError(f"--from {source!r}: expected workflowtemplate/NAME")
+    import json
+
+    name = name.strip()
+    workflow = {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Workflow",
+        "metadata": {"generateName": f"{name}-"},
+        "spec": {"workflowTemplateRef": {"name": name}},
+    }
+    return ManifestFile(f"workflowtemplate/{name}", json.dumps(workflow))
+
+
 def parameter_argument(text: str) -> tuple[str, str]:
     """argparse type for `-p NAME=VALUE`; the value may be empty and may hold '='."""
     name, sep, value = text.partition("=")
@@ -104,3 +127,57 @@ def parameter_argument(text: str) -> tuple[str, str]:
 def parameters_dict(pairs: Iterable[tuple[str, str]] | None) -> dict[str, str]:
     """The -p pairs by name; a later pair overrides an earlier one, as with argo."""
     return dict(pairs or ())
+
+
+def labels_argument(text: str) -> list[tuple[str, str]]:
+    """argparse type for `-l a=1,b=2` (argo's comma-separated labels); with action="extend"."""
+    return [parameter_argument(pair) for pair in text.split(",") if pair.strip()]
+
+
+def parameter_file_argument(path: str) -> list[tuple[str, str]]:
+    """argparse type for `--parameter-file FILE`: a YAML or JSON map of parameter names to values.
+
+    Values that are not strings become their JSON text (3 -> "3", true -> "true",
+    [1, 2] -> "[1, 2]"), as argo does; a null value is "".
+    """
+    import json
+
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            loaded = yaml.safe_load(handle)
+    except OSError as exc:
+        raise argparse.ArgumentTypeError(f"{path}: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise argparse.ArgumentTypeError(f"{path}: malformed YAML{where}") from None
+    if loaded is None:
+        return []
+    if not isinstance(loaded, dict):
+        raise argparse.ArgumentTypeError(f"{path}: expected a map of parameter names to values")
+    pairs = []
+    for name, value in loaded.items():
+        text = value if isinstance(value, str) else "" if value is None else json.dumps(value)
+        pairs.append((str(name), text))
+    return pairs
+
+
+class ParameterFileAction(argparse.Action):
+    """Puts a parameter file's pairs before the -p pairs, so that -p overrides the file wherever it stands.
+
+    Files keep their order among themselves: a later file overrides an earlier one.
+    """
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        pairs = list(getattr(namespace, self.dest, None) or [])
+        from_files = getattr(namespace, "parameter_file_pairs", 0)
+        setattr(namespace, self.dest, [*pairs[:from_files], *values, *pairs[from_files:]])
+        namespace.parameter_file_pairs = from_files + len(values)

@@ -133,14 +133,19 @@ class _Row:
     node: wf_pb.NodeStatus
 
 
-def node_tree_lines(workflow: wf_pb.Workflow, *, now: datetime | None = None) -> list[str]:
-    """STEP / TEMPLATE / PODNAME / DURATION / MESSAGE rows with ✔ ✖ ○ ● markers."""
-    now = now or datetime.now(UTC)
-    nodes = workflow.status.nodes
+def tree_rows(nodes: Mapping[str, wf_pb.NodeStatus]) -> list[tuple[str, wf_pb.NodeStatus]]:
+    """The nodes in `argo get` order, each with its tree-drawing prefix (├─, └─, │ ...)."""
     rows: list[_Row] = []
     for root in _roots(nodes):
         rows.append(_Row(" ", root))
         _add_children(nodes, root, " ", rows)
+    return [(row.prefix, row.node) for row in rows]
+
+
+def node_tree_lines(workflow: wf_pb.Workflow, *, now: datetime | None = None) -> list[str]:
+    """STEP / TEMPLATE / PODNAME / DURATION / MESSAGE rows with ✔ ✖ ○ ● markers."""
+    now = now or datetime.now(UTC)
+    rows = [_Row(prefix, node) for prefix, node in tree_rows(workflow.status.nodes)]
     table = [("STEP", "TEMPLATE", "PODNAME", "DURATION", "MESSAGE")]
     for row in rows:
         node = row.node

@@ -125,7 +125,7 @@ def test_serve_takes_the_server_module_arguments() -> None:
 
 @pytest.mark.parametrize(
     "argv",
-    [[], ["frobnicate"], ["run"], ["run", "f.yaml", "-p", "oops"], ["get", "x", "-o", "yaml"], ["list", "--what"]],
+    [[], ["frobnicate"], ["run"], ["run", "f.yaml", "-p", "oops"], ["get", "x", "-o", "xml"], ["list", "--what"]],
 )
 def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:

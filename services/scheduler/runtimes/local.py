@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import dataclasses
 import logging
 import os
@@ -21,7 +22,8 @@ from pathlib import Path
 
 from treadle.executor.layout import workflow_dir
 from treadle.executor.protocol import ExitEvent, cancel_line, launch_line
-from treadle.services.scheduler.runtimes.base import ExitCallback, LaunchSpec, StepExit
+from treadle.services.scheduler.runtimes.base import DaemonCallback, ExitCallback, LaunchSpec, StepExit
+from treadle.services.scheduler.runtimes.local_limits import unsupported_on_local
 
 log = logging.getLogger(__name__)
 
@@ -84,18 +86,28 @@ class LocalRuntime:
         self._background: set[asyncio.Task[None]] = set()
         self._closed = False
 
-    async def start(self, on_exit: ExitCallback) -> None:
-        self._on_exit = on_exit
+    async def start(self, on_exit: ExitCallback, on_daemoned: DaemonCallback | None = None) -> None:
+        self._on_exit = on_exit  # daemon steps never start here (see local_limits), so on_daemoned goes unused
         self._closed = False
 
     async def launch(self, spec: LaunchSpec) -> None:
         key = (spec.workflow, spec.node_id, spec.attempt)
         if key in self._attempts or key in self._waiting:
             return
+        problem = unsupported_on_local(spec.template)
+        if problem is not None:
+            self._refuse(key, problem)
+            return
         if len(self._attempts) >= self._max_running:
             self._waiting[key] = spec
             return
         await self._start(key, spec)
+
+    def _refuse(self, key: Key, message: str) -> None:
+        """End the attempt with phase Error at once; from a task, as launch is called while the scheduler commits."""
+        task = asyncio.get_running_loop().create_task(self._notify(StepExit(*key, reported=False, message=message)))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _start(self, key: Key, spec: LaunchSpec) -> None:
         self._attempts[key] = None  # reserved while the host starts: a concurrent duplicate returns above
@@ -122,20 +134,24 @@ class LocalRuntime:
         may still be winding down after its report, and gets a moment to exit by itself."""
         for key in [key for key in self._waiting if key[0] == workflow]:
             del self._waiting[key]
-        if not any(key[0] == workflow for key in self._attempts):
+        finishing = {key for key in self._attempts if key[0] == workflow}
+        if not finishing:
             await asyncio.to_thread(shutil.rmtree, workflow_dir(self._steps_dir, workflow), True)
             return
-        task = asyncio.get_running_loop().create_task(self._cleanup_when_quiet(workflow))
+        task = asyncio.get_running_loop().create_task(self._cleanup_when_quiet(workflow, finishing))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _cleanup_when_quiet(self, workflow: str) -> None:
+    async def _cleanup_when_quiet(self, workflow: str, finishing: set[Key]) -> None:
+        """Wait for the steps that were winding down, stop those that do not end, then remove the
+        workflow's directory unless a retry has started new steps of it meanwhile."""
         deadline = asyncio.get_running_loop().time() + CLEANUP_GRACE_SECONDS
-        while any(key[0] == workflow for key in self._attempts) and asyncio.get_running_loop().time() < deadline:
+        while finishing & self._attempts.keys() and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.05)
-        for w, node_id, attempt in [key for key in self._attempts if key[0] == workflow]:
+        for w, node_id, attempt in finishing & self._attempts.keys():
             await self.cancel(w, node_id, attempt, "the workflow is being cleaned up")
-        await asyncio.to_thread(shutil.rmtree, workflow_dir(self._steps_dir, workflow), True)
+        if not any(key[0] == workflow for key in self._attempts):
+            await asyncio.to_thread(shutil.rmtree, workflow_dir(self._steps_dir, workflow), True)
 
     async def _start_waiting(self) -> None:
         while self._waiting and len(self._attempts) < self._max_running and not self._closed:
@@ -179,7 +195,10 @@ class LocalRuntime:
                     limit=_EVENT_LINE_LIMIT,
                 )
                 host = _Host(process)
-                host.reader = asyncio.create_task(self._read_events(host), name=f"executor host {process.pid}")
+                # A fresh context: the reader outlives the launch that started the host (and its trace).
+                host.reader = asyncio.create_task(
+                    self._read_events(host), name=f"executor host {process.pid}", context=contextvars.Context()
+                )
                 self._host = host
                 log.info("started executor host %d", process.pid)
             return self._host
