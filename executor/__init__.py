@@ -5,7 +5,8 @@
 - `treadle.executor.wait`: collect parameters, upload artifacts and the log, build the report.
 - `treadle.executor.step`: one attempt end to end, ending with ReportStepOutputs.
 - `treadle.executor.host`: the long-lived process the local runtime drives (`python -m treadle.executor.host`).
-- ``python -m treadle.executor run``: one step per process, for the Docker and Kubernetes runtimes.
+- ``python -m treadle.executor run``: one step per process, for runtimes that start an executor per step
+  (Kubernetes). The Docker runtime calls init and wait itself, beside the engine (docs/docker-runtime.md).
 
 Names are imported lazily: the fork server imports this package and must stay small.
 """

@@ -8,8 +8,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-# Argo keeps the last 256 kB of stdout as the result; so do we.
-RESULT_LIMIT_BYTES = 256 * 1024
+from treadle.services.artifacts.values import MAX_VALUE_BYTES
+
+# Argo keeps the last 256 kB of stdout as the result; treadle cuts nothing. stdout is kept up to one byte
+# past the most a result may hold, so that the wait phase can tell an over-long result and fail the step
+# (saying so) instead of reporting part of it. Longer results travel as blobs (services/artifacts/values.py).
+RESULT_LIMIT_BYTES = MAX_VALUE_BYTES + 1
 # A line longer than this is written to the log in pieces rather than held back.
 _MAX_HELD_BYTES = 64 * 1024
 
@@ -35,12 +39,12 @@ class _PipeReader(asyncio.Protocol):
         if end == 0 and len(self._partial) > _MAX_HELD_BYTES:
             end = len(self._partial)
         if end:
-            self._capture._log.write(self._partial[:end])
+            self._capture._write_log(bytes(self._partial[:end]))
             del self._partial[:end]
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._partial and not self._capture._log.closed:
-            self._capture._log.write(bytes(self._partial) + b"\n")
+            self._capture._write_log(bytes(self._partial) + b"\n")
             self._partial.clear()
         if not self.closed.done():
             self.closed.set_result(None)
@@ -51,14 +55,16 @@ def _factory(reader: _PipeReader) -> Callable[[], _PipeReader]:
 
 
 class OutputCapture:
-    def __init__(self, log_file: Path) -> None:
+    def __init__(self, log_file: Path, on_log: Callable[[bytes], None] | None = None) -> None:
         self._log: BinaryIO = open(log_file, "wb")  # noqa: SIM115 - closed in finish()
+        # Also given each chunk written to the log (the live log stream).
+        self._on_log = on_log
         self._stdout = bytearray()
         self._readers: list[_PipeReader] = []
 
     @property
     def stdout(self) -> bytes:
-        """The command's stdout (its last RESULT_LIMIT_BYTES)."""
+        """The command's stdout (its first RESULT_LIMIT_BYTES: longer means too long)."""
         return bytes(self._stdout)
 
     async def attach(self, stdout_fd: int, stderr_fd: int) -> None:
@@ -87,7 +93,12 @@ class OutputCapture:
                 reader.transport.close()
         self._log.close()
 
+    def _write_log(self, data: bytes) -> None:
+        self._log.write(data)
+        if self._on_log is not None:
+            self._on_log(data)
+
     def _keep_stdout(self, data: bytes) -> None:
-        self._stdout += data
-        if len(self._stdout) > RESULT_LIMIT_BYTES:
-            del self._stdout[: len(self._stdout) - RESULT_LIMIT_BYTES]
+        room = RESULT_LIMIT_BYTES - len(self._stdout)
+        if room > 0:
+            self._stdout += data[:room]

@@ -6,12 +6,9 @@ import asyncio
 import logging
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import grpc
 
-from treadle.archive import unpack_artifact
-from treadle.errors import NotFound, TreadleError
 from treadle.executor.errors import ExecutorError
 from treadle.executor.launch import StepLaunch
 from treadle.executor.layout import StepLayout
@@ -19,7 +16,8 @@ from treadle.executor.rpc import ServiceChannels, describe_rpc_error, step_metad
 from treadle.executor.tracing import step_span
 from treadle.grpcutil.channels import DEFAULT_TIMEOUT
 from treadle.scheduler.v1 import scheduler_pb2
-from treadle.services.artifacts.client import download_to_file
+from treadle.services.artifacts import step_io
+from treadle.services.artifacts.step_io import InputArtifactError, StepArtifacts
 from treadle.telemetry import names
 from treadle.workflow.v1 import workflow_pb2
 
@@ -102,67 +100,64 @@ def stage_script(template: workflow_pb2.Template, layout: StepLayout) -> None:
     os.chmod(path, 0o755)  # as Argo does, so a script with a shebang can run without a command
 
 
+def step_artifacts(
+    channels: ServiceChannels, launch: StepLaunch, context: scheduler_pb2.GetStepContextResponse
+) -> StepArtifacts:
+    """The step as ArtifactService knows it: its pod, the workflow's repository, its token."""
+    return StepArtifacts(
+        channels.artifacts(launch.artifacts),
+        launch.workflow,
+        context.pod_name,
+        repository=context.artifact_repository,
+        metadata=step_metadata(launch.token, launch.traceparent),
+        timeout_for=transfer_timeout,
+    )
+
+
 async def stage_input(
-    channels: ServiceChannels, launch: StepLaunch, artifact: workflow_pb2.Artifact, layout: StepLayout, cwd: str
+    channels: ServiceChannels,
+    launch: StepLaunch,
+    context: scheduler_pb2.GetStepContextResponse,
+    artifact: workflow_pb2.Artifact,
+    layout: StepLayout,
+    cwd: str,
 ) -> None:
-    """Put one input artifact at its path: raw text, or a stored object downloaded (and unpacked)."""
+    """Put one input artifact at its path: raw text, a stored object, or an s3/http/git source
+    that ArtifactService imports (services/artifacts/step_io.py)."""
     dest = layout.host_path(artifact.path, cwd=cwd)
-    if artifact.HasField("raw"):
-        source = "raw data"
-    elif artifact.HasField("stored") and artifact.stored.key:
-        source = f"artifact {artifact.stored.key}"
-    elif artifact.optional:
-        log.debug("optional input artifact %r was not supplied", artifact.name)
-        return
-    else:
-        raise ExecutorError(f"input artifact {artifact.name!r} was not supplied")
+    step = step_artifacts(channels, launch, context)
     try:
         if artifact.HasField("raw"):
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            dest.write_text(artifact.raw.data)
+            placed = await step_io.stage_input(step, artifact, dest, layout.staging)
         else:
-            attributes = {names.ARTIFACT_NAME: artifact.name, names.ARTIFACT_KEY: artifact.stored.key}
+            attributes: dict[str, str | int] = {names.ARTIFACT_NAME: artifact.name}
+            if artifact.stored.key:
+                attributes[names.ARTIFACT_KEY] = artifact.stored.key
             with step_span(f"{names.SPAN_DOWNLOAD} {artifact.name}", launch, **attributes) as span:
-                span.set_attribute(names.ARTIFACT_BYTES, artifact.stored.size_bytes)
-                await _download(channels, launch, artifact.stored, layout.staging, dest)
-        if artifact.HasField("mode"):
-            os.chmod(dest, artifact.mode)
-    except NotFound:
-        if artifact.optional:
-            log.debug("optional input artifact %r is missing from the repository", artifact.name)
-            return
-        raise ExecutorError(f"input artifact {artifact.name!r} from {source}: not found") from None
-    except (TreadleError, OSError) as exc:
-        raise ExecutorError(f"input artifact {artifact.name!r} from {source}: {exc}") from None
-
-
-async def _download(
-    channels: ServiceChannels, launch: StepLaunch, stored: workflow_pb2.StoredArtifact, staging: Path, dest: Path
-) -> None:
-    work = staging / f"in-{os.urandom(6).hex()}"
-    work.mkdir()
-    downloaded = work / "object"
-    await download_to_file(
-        channels.artifacts(launch.artifacts),
-        stored.key,
-        downloaded,
-        timeout=transfer_timeout(stored.size_bytes),
-        metadata=step_metadata(launch.token, launch.traceparent),
-    )
-    await asyncio.to_thread(unpack_artifact, downloaded, dest, archive=stored.archive or None)
+                if artifact.stored.key:
+                    span.set_attribute(names.ARTIFACT_BYTES, artifact.stored.size_bytes)
+                placed = await step_io.stage_input(step, artifact, dest, layout.staging)
+    except InputArtifactError as exc:
+        raise ExecutorError(str(exc)) from None
+    if not placed:
+        log.debug("optional input artifact %r is missing; not staged", artifact.name)
 
 
 async def stage_inputs(
-    channels: ServiceChannels, launch: StepLaunch, template: workflow_pb2.Template, layout: StepLayout, cwd: str
+    channels: ServiceChannels,
+    launch: StepLaunch,
+    context: scheduler_pb2.GetStepContextResponse,
+    layout: StepLayout,
+    cwd: str,
 ) -> None:
     """Stage every input artifact concurrently; the first failure cancels the rest."""
-    artifacts = list(template.inputs.artifacts)
+    artifacts = list(context.template.inputs.artifacts)
     if not artifacts:
         return
     try:
         async with asyncio.TaskGroup() as group:
             for artifact in artifacts:
-                group.create_task(stage_input(channels, launch, artifact, layout, cwd))
+                group.create_task(stage_input(channels, launch, context, artifact, layout, cwd))
     except BaseExceptionGroup as failures:
         raise _first_leaf(failures) from None
 
@@ -180,5 +175,5 @@ async def run_init(channels: ServiceChannels, launch: StepLaunch, layout: StepLa
     cwd = working_dir(template, layout)
     if template.HasField("script"):
         stage_script(template, layout)
-    await stage_inputs(channels, launch, template, layout, cwd)
+    await stage_inputs(channels, launch, context, layout, cwd)
     return PreparedStep(launch=launch, context=context, layout=layout, argv=argv, cwd=cwd)

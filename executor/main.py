@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from treadle.executor.capture import OutputCapture
 from treadle.executor.init import PreparedStep, main_spec
 from treadle.executor.layout import StepLayout
+from treadle.executor.live_log import LiveLogSender
 from treadle.executor.sandbox import SandboxMode
 from treadle.executor.spawner import Spawner
 from treadle.workflow.v1 import workflow_pb2
@@ -49,7 +50,12 @@ def command_env(
 
 
 async def run_main(
-    prepared: PreparedStep, spawner: Spawner, *, mode: SandboxMode, deadline_at: float | None
+    prepared: PreparedStep,
+    spawner: Spawner,
+    *,
+    mode: SandboxMode,
+    deadline_at: float | None,
+    live_log: LiveLogSender | None = None,
 ) -> MainResult:
     """Run the command to its end, or kill its process group at deadline_at (event-loop time).
 
@@ -57,7 +63,7 @@ async def run_main(
     """
     layout = prepared.layout
     loop = asyncio.get_running_loop()
-    capture = OutputCapture(layout.log_file)
+    capture = OutputCapture(layout.log_file, None if live_log is None else live_log.write)
     stdout_read, stdout_write = os.pipe()
     stderr_read, stderr_write = os.pipe()
     await capture.attach(stdout_read, stderr_read)
@@ -74,6 +80,8 @@ async def run_main(
     except BaseException:
         capture.abort()
         raise
+    if live_log is not None:
+        live_log.start()
     deadline_exceeded = False
     try:
         timeout = None if deadline_at is None else max(0.0, deadline_at - loop.time())
@@ -86,6 +94,10 @@ async def run_main(
     except BaseException:  # cancelled, or the fork server died
         spawner.kill(process)
         capture.abort()
+        if live_log is not None:
+            live_log.abort()
         raise
     await capture.finish(timeout=PIPE_DRAIN_SECONDS)
+    if live_log is not None:
+        await live_log.finish()
     return MainResult(returncode=returncode, stdout=capture.stdout, deadline_exceeded=deadline_exceeded)

@@ -20,6 +20,7 @@ from treadle.errors import TreadleError
 from treadle.executor.init import run_init
 from treadle.executor.launch import StepLaunch
 from treadle.executor.layout import StepLayout
+from treadle.executor.live_log import LiveLogSender
 from treadle.executor.main import run_main
 from treadle.executor.rpc import ServiceChannels, describe_rpc_error, step_metadata
 from treadle.executor.sandbox import SandboxMode
@@ -113,7 +114,10 @@ class StepRunner:
                 prepared = await run_init(self._channels, launch, layout)
             clock.lap("init")
             with step_span(names.SPAN_MAIN, launch) as span:
-                result = await run_main(prepared, self._spawner, mode=self._mode, deadline_at=deadline_at)
+                live_log = LiveLogSender(self._channels.outputs(launch.outputs), launch)
+                result = await run_main(
+                    prepared, self._spawner, mode=self._mode, deadline_at=deadline_at, live_log=live_log
+                )
                 span.set_attribute(names.PROCESS_EXIT_CODE, result.exit_code)
                 if result.exit_code != 0:
                     span.set_status(Status(StatusCode.ERROR, f"exit code {result.exit_code}"))
@@ -129,17 +133,24 @@ class StepRunner:
             return error_report(launch, f"executor error: {exc!r}")
 
     async def _send(self, launch: StepLaunch, report: outputs_pb2.ReportStepOutputsRequest) -> StepOutcome:
-        stub = self._channels.outputs(launch.outputs)
-        metadata = step_metadata(launch.token, launch.traceparent)
-        for pause in (*REPORT_RETRY_PAUSES, None):
-            try:
-                await stub.ReportStepOutputs(report, timeout=DEFAULT_TIMEOUT, metadata=metadata)
-                return StepOutcome(reported=True, phase=report.phase)
-            except grpc.aio.AioRpcError as exc:
-                if exc.code() == grpc.StatusCode.UNAVAILABLE and pause is not None:
-                    await asyncio.sleep(pause)
-                    continue
-                problem = describe_rpc_error("ReportStepOutputs", exc)
-                message = f"{report.message}; {problem}" if report.phase == workflow_pb2.NODE_PHASE_ERROR else problem
-                return StepOutcome(reported=False, message=message, phase=report.phase)
-        raise AssertionError("unreachable")
+        return await send_report(self._channels, launch, report)
+
+
+async def send_report(
+    channels: ServiceChannels, launch: StepLaunch, report: outputs_pb2.ReportStepOutputsRequest
+) -> StepOutcome:
+    """ReportStepOutputs, tried again while OutputService is UNAVAILABLE (restarting)."""
+    stub = channels.outputs(launch.outputs)
+    metadata = step_metadata(launch.token, launch.traceparent)
+    for pause in (*REPORT_RETRY_PAUSES, None):
+        try:
+            await stub.ReportStepOutputs(report, timeout=DEFAULT_TIMEOUT, metadata=metadata)
+            return StepOutcome(reported=True, phase=report.phase)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.UNAVAILABLE and pause is not None:
+                await asyncio.sleep(pause)
+                continue
+            problem = describe_rpc_error("ReportStepOutputs", exc)
+            message = f"{report.message}; {problem}" if report.phase == workflow_pb2.NODE_PHASE_ERROR else problem
+            return StepOutcome(reported=False, message=message, phase=report.phase)
+    raise AssertionError("unreachable")

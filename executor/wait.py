@@ -9,11 +9,12 @@ import os
 from treadle.archive import ArchiveKind, pack_artifact
 from treadle.artifacts.v1 import artifacts_pb2
 from treadle.errors import TreadleError
-from treadle.executor.init import PreparedStep, transfer_timeout
+from treadle.executor.init import PreparedStep, step_artifacts, transfer_timeout
 from treadle.executor.main import MainResult
 from treadle.executor.rpc import ServiceChannels, step_metadata
 from treadle.executor.tracing import step_span
 from treadle.outputs.v1 import outputs_pb2
+from treadle.services.artifacts import step_io, values
 from treadle.services.artifacts.client import upload_file
 from treadle.telemetry import names
 from treadle.workflow.v1 import workflow_pb2
@@ -48,8 +49,15 @@ def _read_parameter(
     prepared: PreparedStep, parameter: workflow_pb2.Parameter, errors: list[str]
 ) -> workflow_pb2.Parameter | None:
     source = parameter.value_from
+    path = prepared.layout.host_path(source.path, cwd=prepared.cwd)
     try:
-        text = prepared.layout.host_path(source.path, cwd=prepared.cwd).read_bytes().decode("utf-8", errors="replace")
+        if path.stat().st_size > values.MAX_VALUE_BYTES:
+            errors.append(
+                f"output parameter {parameter.name!r}: {source.path} is longer than {values.MAX_VALUE_BYTES} bytes, "
+                "the most a parameter may hold; declare it as an output artifact instead"
+            )
+            return None
+        text = path.read_bytes().decode("utf-8", errors="replace")
     except OSError as exc:
         if not source.HasField("default"):
             errors.append(f"output parameter {parameter.name!r}: cannot read {source.path}: {exc.strerror}")
@@ -63,17 +71,16 @@ class _Uploader:
 
     def __init__(self, channels: ServiceChannels, prepared: PreparedStep, errors: list[str]) -> None:
         self._prepared = prepared
-        self._stub = channels.artifacts(prepared.launch.artifacts)
+        self.step = step_artifacts(channels, prepared.launch, prepared.context)
+        self._stub = self.step.stub
         self._metadata = step_metadata(prepared.launch.token, prepared.launch.traceparent)
         self._errors = errors
 
-    async def upload(self, name: str, path: os.PathLike[str], suffix: str) -> artifacts_pb2.ArtifactInfo:
-        header = artifacts_pb2.UploadHeader(
-            workflow=self._prepared.launch.workflow,
-            pod_name=self._prepared.context.pod_name,
-            artifact_name=name,
-            suffix=suffix,
-        )
+    async def upload(
+        self, name: str, path: os.PathLike[str], suffix: str, declared: workflow_pb2.Artifact | None = None
+    ) -> artifacts_pb2.ArtifactInfo:
+        """Upload to the workflow's repository, at the key format's key or a declared ``s3: {key: ...}``."""
+        header = step_io.output_header(self.step, declared or workflow_pb2.Artifact(name=name), suffix)
         with step_span(f"{names.SPAN_UPLOAD} {name}", self._prepared.launch, **{names.ARTIFACT_NAME: name}) as span:
             size = os.stat(path).st_size
             span.set_attribute(names.ARTIFACT_BYTES, size)
@@ -98,14 +105,11 @@ class _Uploader:
                 packed = await asyncio.to_thread(
                     pack_artifact, source, layout.staging, archive=kind, compression_level=level
                 )
-            info = await self.upload(artifact.name, packed.path, packed.suffix)
+            info = await self.upload(artifact.name, packed.path, packed.suffix, artifact)
         except (TreadleError, OSError) as exc:
             self._errors.append(f"output artifact {artifact.name!r}: {exc}")
             return None
-        stored = workflow_pb2.StoredArtifact(
-            key=info.key, size_bytes=info.size_bytes, sha256=info.sha256, archive=packed.archive
-        )
-        return workflow_pb2.Artifact(name=artifact.name, stored=stored)
+        return workflow_pb2.Artifact(name=artifact.name, stored=step_io.stored_artifact(info, packed.archive))
 
     async def main_log(self) -> workflow_pb2.StoredArtifact | None:
         try:
@@ -113,7 +117,31 @@ class _Uploader:
         except (TreadleError, OSError) as exc:
             self._errors.append(f"saving the log failed: {exc}")
             return None
-        return workflow_pb2.StoredArtifact(key=info.key, size_bytes=info.size_bytes, sha256=info.sha256, archive="none")
+        return step_io.stored_artifact(info, "none")
+
+
+async def _spill_large_values(
+    uploader: _Uploader, prepared: PreparedStep, outputs: workflow_pb2.Outputs, errors: list[str]
+) -> None:
+    """Store values longer than the inline limit as blobs, reported by reference (services/artifacts/values.py)."""
+    try:
+        await values.spill_large_values(
+            uploader.step.stub,
+            outputs,
+            workflow=prepared.launch.workflow,
+            pod_name=prepared.context.pod_name,
+            repository=prepared.context.artifact_repository,
+            timeout_for=transfer_timeout,
+            metadata=uploader.step.metadata,
+        )
+    except (TreadleError, OSError) as exc:
+        errors.append(f"saving the large result or parameter values failed: {exc}")
+        # The step fails; what could not be stored is left out rather than sent inline.
+        if outputs.HasField("result") and len(outputs.result.encode()) > values.INLINE_VALUE_BYTES:
+            outputs.ClearField("result")
+        for parameter in outputs.parameters:
+            if parameter.HasField("value") and len(parameter.value.encode()) > values.INLINE_VALUE_BYTES:
+                parameter.ClearField("value")
 
 
 def outcome(
@@ -140,13 +168,20 @@ async def run_wait(
     saved, log_artifact = await asyncio.gather(
         asyncio.gather(*(uploader.output_artifact(artifact) for artifact in declared)), uploader.main_log()
     )
-    phase, message = outcome(prepared, result, errors)
     outputs = workflow_pb2.Outputs(
         parameters=parameters,
         artifacts=[artifact for artifact in saved if artifact is not None],
-        result=trim_one_newline(result.stdout.decode("utf-8", errors="replace")),
         exit_code=str(result.exit_code),
     )
+    if len(result.stdout) > values.MAX_VALUE_BYTES:
+        errors.append(
+            f"the result (stdout) is longer than {values.MAX_VALUE_BYTES} bytes, the most a result may hold; "
+            "write large data to a file and declare it as an output artifact"
+        )
+    else:
+        outputs.result = trim_one_newline(result.stdout.decode("utf-8", errors="replace"))
+    await _spill_large_values(uploader, prepared, outputs, errors)
+    phase, message = outcome(prepared, result, errors)
     launch = prepared.launch
     report = outputs_pb2.ReportStepOutputsRequest(
         workflow=launch.workflow,

@@ -217,6 +217,13 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--artifact-repository", default="", help="artifact store URI (default: file://DATA_DIR/artifacts)"
     )
+    parser.add_argument(
+        "--artifact-repositories",
+        default="",
+        metavar="FILE",
+        help="YAML file of named artifact repositories for artifactRepositoryRef (docs/artifacts.md; "
+        "default: TREADLE_ARTIFACT_REPOSITORIES)",
+    )
     for name in SERVICES:
         parser.add_argument(
             f"--{name}", metavar="ADDR", default="", help=f"HOST:PORT of the {name} service when hosted elsewhere"
@@ -248,6 +255,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         listen=args.listen,
         runtime=args.runtime,
         artifact_repository=args.artifact_repository,
+        artifact_repositories=args.artifact_repositories,
         addresses=ServiceAddresses(**{name: getattr(args, name) for name in SERVICES}),
         docker_host=args.docker_host,
         secrets_dir=args.secrets_dir,

@@ -15,6 +15,8 @@ from treadle.grpcutil.status import error_from_rpc
 from treadle.outputs.v1 import outputs_pb2, outputs_pb2_grpc
 from treadle.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
 from treadle.services.admission.peers import Control, StatusSnapshot, Verb
+from treadle.services.artifacts.gc_client import run_artifact_gc
+from treadle.services.artifacts.gc_plan import GcPlan
 from treadle.spec.convert import spec_to_dict
 from treadle.templates.v1 import templates_pb2, templates_pb2_grpc
 from treadle.workflow.v1 import workflow_pb2
@@ -152,8 +154,9 @@ class GrpcArtifacts:
         self._stub = artifacts_pb2_grpc.ArtifactServiceStub(channel)
         self._timeout = timeout
 
-    async def download(self, key: str) -> AsyncIterator[bytes]:
-        call = self._stub.DownloadArtifact(artifacts_pb2.DownloadArtifactRequest(key=key), timeout=self._timeout)
+    async def download(self, key: str, repository: str = "") -> AsyncIterator[bytes]:
+        request = artifacts_pb2.DownloadArtifactRequest(key=key, repository=repository)
+        call = self._stub.DownloadArtifact(request, timeout=self._timeout)
         expected = ""
         digest = hashlib.sha256()
         try:
@@ -169,6 +172,15 @@ class GrpcArtifacts:
             call.cancel()
         if expected and digest.hexdigest() != expected:
             raise DataLoss(f"artifact {key!r} does not match its stored digest")
+
+    async def check_repository(self, name: str) -> None:
+        try:
+            await self._stub.GetRepository(artifacts_pb2.GetRepositoryRequest(name=name), timeout=DEFAULT_TIMEOUT)
+        except grpc.aio.AioRpcError as exc:
+            raise error_from_rpc(exc) from None
+
+    async def run_gc(self, plan: GcPlan) -> int:
+        return (await run_artifact_gc(self._stub, plan)).deleted
 
 
 class GrpcTemplates:

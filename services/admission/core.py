@@ -28,6 +28,8 @@ from treadle.services.admission.submission import (
 )
 from treadle.services.admission.templates import resolve_templates
 from treadle.services.admission.watching import resume_after, resume_hint, until_closed
+from treadle.services.artifacts.gc_plan import plan_artifact_gc
+from treadle.spec.artifact_gc import wants_artifact_gc
 from treadle.workflow.v1 import workflow_pb2
 
 log = logging.getLogger(__name__)
@@ -78,7 +80,23 @@ class Admission:
         return _as_admitted(record)
 
     async def _normalize(self, submission: Submission) -> dict[str, Any]:
-        return await normalize(submission, lambda doc: resolve_templates(doc, self.peers.templates))
+        normalized = await normalize(submission, lambda doc: resolve_templates(doc, self.peers.templates))
+        await self._check_repository(normalized.get("spec") or {})
+        return normalized
+
+    async def _check_repository(self, spec: dict[str, Any]) -> None:
+        """spec.artifactRepositoryRef must name a repository the artifact service has."""
+        key = str((spec.get("artifactRepositoryRef") or {}).get("key") or "")
+        if not key:
+            return
+        try:
+            await self.peers.artifacts.check_repository(key)
+        except NotFound:
+            raise InvalidSpec(
+                FieldViolation(
+                    "spec.artifactRepositoryRef.key", f"artifact repository {key!r} is not configured on this server"
+                )
+            ) from None
 
     async def lint(self, submission: Submission) -> workflow_pb2.Workflow:
         normalized = await self._normalize(submission)
@@ -257,16 +275,36 @@ class Admission:
     async def delete(self, name: str, request_id: str = "") -> None:
         _require_name(name)
         try:
-            self.repository.get(name)
+            record = self.repository.get(name)
         except NotFound:
             if request_id and self.repository.was_deleted_by(request_id, name):
                 return
             raise
+        # Before the scheduler forgets the workflow's nodes, which name its objects.
+        await self._collect_artifacts(record)
         # NotFound: never handed off, or the scheduler forgot it already.
         with contextlib.suppress(NotFound):
             await self.peers.scheduler.delete(name)
         await self.peers.outputs.delete_workflow_outputs(name)
         self.repository.delete(name, request_id)
+
+    async def _collect_artifacts(self, record: WorkflowRecord) -> None:
+        """artifactGC on deletion: the OnWorkflowDeletion plan, and the OnWorkflowCompletion one again
+        (the workflow may never have completed, or its GC may have failed). Raises Unavailable when GC
+        fails: the workflow is kept, so deleting it again tries again."""
+        if not wants_artifact_gc(record.spec):
+            return
+        workflow = to_workflow(record, (await self._status(record)).status)
+        try:
+            for trigger in ("OnWorkflowCompletion", "OnWorkflowDeletion"):
+                plan = plan_artifact_gc(workflow, trigger)
+                if not plan.empty:
+                    deleted = await self.peers.artifacts.run_gc(plan)
+                    log.info("artifact GC of workflow %s (%s): %d object(s) deleted", record.name, trigger, deleted)
+        except TreadleError as exc:
+            raise Unavailable(
+                f"artifact GC of workflow {record.name!r} failed, so the workflow is kept; delete it again: {exc}"
+            ) from exc
 
     async def logs(self, name: str, node: str = "", *, follow: bool = False) -> AsyncIterator[LogLine]:
         _require_name(name)
@@ -284,7 +322,8 @@ class Admission:
             if not report.log.key:
                 continue
             node_name = pod.display_name or pod.name or pod.id
-            async for line in log_lines(self.peers.artifacts.download(report.log.key), report.log.archive):
+            chunks = self.peers.artifacts.download(report.log.key, report.log.repository)
+            async for line in log_lines(chunks, report.log.archive):
                 yield LogLine(node_id=pod.id, node_name=node_name, content=line)
 
 

@@ -119,7 +119,8 @@ class _NodeFollower:
         if not report.log.key:
             return
         index = 0
-        async for line in log_lines(self._peers.artifacts.download(report.log.key), report.log.archive):
+        chunks = self._peers.artifacts.download(report.log.key, report.log.repository)
+        async for line in log_lines(chunks, report.log.archive):
             if index >= self._sent:
                 self._emit(line)
             index += 1

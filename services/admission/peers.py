@@ -10,6 +10,7 @@ from typing import Any, Protocol
 from treadle.errors import Unavailable
 from treadle.outputs.v1.outputs_pb2 import ReportStepOutputsRequest
 from treadle.services.admission.templates import TemplateReader
+from treadle.services.artifacts.gc_plan import GcPlan
 from treadle.workflow.v1 import workflow_pb2
 
 
@@ -81,8 +82,17 @@ class OutputsReader(Protocol):
 
 
 class ArtifactReader(Protocol):
-    def download(self, key: str) -> AsyncIterator[bytes]:
-        """The object's bytes in chunks; raises DataLoss when they do not match the stored digest."""
+    def download(self, key: str, repository: str = "") -> AsyncIterator[bytes]:
+        """The object's bytes in chunks (of a named repository, or the default one);
+        raises DataLoss when they do not match the stored digest."""
+        ...
+
+    async def check_repository(self, name: str) -> None:
+        """Raises NotFound when the server has no artifact repository of that name (artifactRepositoryRef)."""
+        ...
+
+    async def run_gc(self, plan: GcPlan) -> int:
+        """Carries out an artifact GC plan (services/artifacts/gc_plan.py); returns how many objects went."""
         ...
 
 
@@ -120,9 +130,15 @@ class NotConnected:
     async def delete_workflow_outputs(self, workflow: str) -> int:
         raise self._fail()
 
-    async def download(self, key: str) -> AsyncIterator[bytes]:
+    async def download(self, key: str, repository: str = "") -> AsyncIterator[bytes]:
         raise self._fail()
         yield
+
+    async def check_repository(self, name: str) -> None:
+        raise self._fail()
+
+    async def run_gc(self, plan: GcPlan) -> int:
+        raise self._fail()
 
     async def get_spec(self, name: str) -> dict[str, Any]:
         raise self._fail()

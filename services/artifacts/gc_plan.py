@@ -19,10 +19,11 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from treadle.errors import InvalidSpec
+from treadle.spec.artifact_gc import STRATEGIES, strategy_problem
 from treadle.workflow.v1 import workflow_pb2
 
 Trigger = Literal["OnWorkflowCompletion", "OnWorkflowDeletion"]
-STRATEGIES = ("", "Never", "OnWorkflowCompletion", "OnWorkflowDeletion")
+__all__ = ["STRATEGIES", "GcPlan", "RepositoryPlan", "Trigger", "check_strategies", "plan_artifact_gc"]
 
 
 @dataclass
@@ -66,7 +67,7 @@ def plan_artifact_gc(workflow: workflow_pb2.Workflow, trigger: Trigger) -> GcPla
 
 
 def check_strategies(spec: workflow_pb2.WorkflowSpec) -> None:
-    """Raise InvalidSpec naming the field of an unknown strategy (for lint at submission)."""
+    """Raise InvalidSpec naming the field of an unknown strategy (lint uses treadle.spec.artifact_gc)."""
     _strategy(spec.artifact_gc, "spec.artifactGC.strategy")
     _declared_strategies(spec)
 
@@ -90,6 +91,7 @@ def _stored_outputs(status: workflow_pb2.WorkflowStatus) -> Iterator[tuple[str, 
 
 
 def _strategy(gc: workflow_pb2.ArtifactGC, where: str) -> str:
-    if gc.strategy not in STRATEGIES:
-        raise InvalidSpec(f"unknown strategy {gc.strategy!r}; use one of {', '.join(STRATEGIES[1:])}", field=where)
+    problem = strategy_problem(gc.strategy)
+    if problem:
+        raise InvalidSpec(problem, field=where)
     return "Never" if not gc.strategy else gc.strategy

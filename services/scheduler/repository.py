@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from treadle.services.scheduler.engine.model import Node, WorkflowState
+from treadle.services.scheduler.large_values import without_inline_values
 from treadle.store.sqlite import migrate
 
 SCHEMA = [
@@ -86,12 +87,12 @@ class SchedulerRepository:
             self.conn.executemany(
                 "INSERT INTO scheduler_nodes(workflow, node_id, record) VALUES (?, ?, ?) "
                 "ON CONFLICT(workflow, node_id) DO UPDATE SET record = excluded.record",
-                [(state.name, n.id, _dump(n.to_record())) for n in nodes],
+                [(state.name, n.id, _dump(_node_record(n))) for n in nodes],
             )
             row = self.conn.execute(
                 "UPDATE scheduler_workflows SET state = ?, done = ?, resource_version = resource_version + 1 "
                 "WHERE name = ? RETURNING resource_version",
-                (_dump(state.to_record()), int(state.done), state.name),
+                (_dump(_state_record(state)), int(state.done), state.name),
             ).fetchone()
             self.conn.execute("COMMIT")
         except BaseException:
@@ -146,6 +147,20 @@ class SchedulerRepository:
 
 def _dump(record: dict[str, Any]) -> str:
     return json.dumps(record, separators=(",", ":"))
+
+
+def _node_record(node: Node) -> dict[str, Any]:
+    """The stored form: a large value keeps its reference only; the text is read back on load (large_values.py)."""
+    record = node.to_record()
+    record["inputs"] = without_inline_values(record["inputs"])
+    record["outputs"] = without_inline_values(record["outputs"])
+    return record
+
+
+def _state_record(state: WorkflowState) -> dict[str, Any]:
+    record = state.to_record()
+    record["outputs"] = without_inline_values(record["outputs"])
+    return record
 
 
 def _run(row: tuple[Any, ...]) -> StoredRun:

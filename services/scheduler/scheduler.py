@@ -17,6 +17,13 @@ from typing import Any
 from treadle.auth import StepTokens
 from treadle.config import ServiceAddresses
 from treadle.errors import FailedPrecondition, NotFound
+from treadle.services.artifacts.gc_plan import plan_artifact_gc
+from treadle.services.scheduler.artifact_calls import (
+    ArtifactCalls,
+    NoArtifactService,
+    gc_workflow,
+    wants_artifact_gc,
+)
 from treadle.services.scheduler.engine import (
     Decisions,
     Launch,
@@ -26,10 +33,12 @@ from treadle.services.scheduler.engine import (
     WorkflowEngine,
     WorkflowState,
 )
+from treadle.services.scheduler.large_values import KnownValues, fill_all, fill_values, has_references
 from treadle.services.scheduler.locks import SqliteLocks
 from treadle.services.scheduler.repository import SchedulerRepository, SqliteMemoCache, StoredRun
-from treadle.services.scheduler.runtimes.base import LaunchSpec, Runtime, StepExit
+from treadle.services.scheduler.runtimes.base import LaunchSpec, Runtime, StepDaemoned, StepExit
 from treadle.services.scheduler.telemetry import SchedulerTelemetry
+from treadle.workflow.v1 import workflow_pb2
 
 log = logging.getLogger(__name__)
 
@@ -52,16 +61,22 @@ class Run:
     table: MemoryNodeTable
     version: int
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+    # Its large values, so that where they are passed on they are stored as references too (large_values.py).
+    values: KnownValues = field(default_factory=KnownValues)
 
     def snapshot(self) -> Snapshot:
         return Snapshot(self.engine.state, list(self.table.all()), self.version)
 
 
 class Scheduler:
-    def __init__(self, repo: SchedulerRepository, runtime: Runtime, tokens: StepTokens) -> None:
+    def __init__(
+        self, repo: SchedulerRepository, runtime: Runtime, tokens: StepTokens, artifacts: ArtifactCalls | None = None
+    ) -> None:
         self.repo = repo
         self.runtime = runtime
         self.tokens = tokens
+        # Large values' text and artifact GC (artifact_calls.py).
+        self.artifacts: ArtifactCalls = artifacts or NoArtifactService()
         self.memo = SqliteMemoCache(repo.conn)
         self.locks = SqliteLocks(repo.conn)
         # Traces, node spans and scheduling metrics (telemetry.py); reads the engine's records after each commit.
@@ -75,9 +90,10 @@ class Scheduler:
     async def start(self, addresses: ServiceAddresses) -> None:
         """Start the runtime and resume every workflow left unfinished by a previous process."""
         self.addresses = addresses
-        await self.runtime.start(self._on_exit)
+        await self.runtime.start(self._on_exit, on_daemoned=self._on_daemoned)
         for stored in self.repo.unfinished():
             run = self._load(stored)
+            await self._fill_large_values(run)
             decisions = run.engine.start()
             for pod in run.engine.unfinished_pods():
                 relaunch = run.engine.relaunch(pod.id)
@@ -121,6 +137,13 @@ class Scheduler:
             if self.repo.load(workflow) is None:
                 raise NotFound("workflow", workflow)
             return False  # finished already
+        if has_references(outputs):
+            # The engine works with the text; storage and status keep the references (large_values.py).
+            # An error here reaches OutputService, which reports it to the executor to try again.
+            await fill_values(outputs, self.artifacts.load_value)
+            if self._runs.get(workflow) is not run:
+                return False  # finished or deleted meanwhile
+            run.values.remember(outputs)
         decisions = run.engine.complete_pod(node_id, attempt, phase, outputs, message)
         if decisions is None:
             return False
@@ -135,6 +158,7 @@ class Scheduler:
             if stored is None:
                 raise NotFound("workflow", name)
             run = self._load(stored)
+            await self._fill_large_values(run)
         if run is None:
             stored = self.repo.load(name)
             if stored is None:
@@ -170,6 +194,13 @@ class Scheduler:
             )
         self.telemetry.step_started(workflow, node_id, attempt)
         return run.engine.step_context(node_id), node, run.engine.state
+
+    def artifact_repository(self, workflow: str) -> str:
+        """The running workflow's spec.artifactRepositoryRef.key; "" for the server's default repository."""
+        run = self._runs.get(workflow)
+        if run is None:
+            raise NotFound("workflow", workflow)
+        return str((run.engine.spec.get("artifactRepositoryRef") or {}).get("key") or "")
 
     def snapshot(self, name: str, *, with_nodes: bool = True) -> Snapshot:
         run = self._runs.get(name)
@@ -207,7 +238,8 @@ class Scheduler:
                 pause = WATCH_INTERVAL - (time.monotonic() - sent_at)
                 if pause > 0 and not run.engine.state.done:
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(run.changed.wait_for(lambda run=run: run.engine.state.done), pause)
+                        finished = run.changed.wait_for(lambda run=run: run.engine.state.done)  # type: ignore[misc]
+                        await asyncio.wait_for(finished, pause)
             snap = run.snapshot()
             last = snap.version
             sent_at = time.monotonic()
@@ -257,6 +289,10 @@ class Scheduler:
         """Persist what the engine changed, wake watchers, then act on the decisions."""
         launches = decisions.launches
         changed = run.table.take_dirty()
+        for node in changed:
+            run.values.add_references(node.inputs)
+            run.values.add_references(node.outputs)
+        run.values.add_references(run.engine.state.outputs)
         run.version = self.repo.save(run.engine.state, changed, run.table.take_deleted())
         self.telemetry.committed(run.engine.state, changed)
         async with run.changed:
@@ -278,6 +314,7 @@ class Scheduler:
             del self._runs[name]
             self._closing[name] = run
             asyncio.get_running_loop().call_later(5.0, self._closing.pop, name, None)
+            self._start_artifact_gc(run)
             await self.runtime.cleanup(name)
 
     def _launch_spec(self, run: Run, launch: Launch) -> LaunchSpec:
@@ -295,7 +332,45 @@ class Scheduler:
             template=run.engine.step_context(node.id),
             deadline_seconds=launch.deadline_seconds,
             traceparent=self.telemetry.traceparent(state.name, node.id),
+            volumes=list(run.engine.spec.get("volumes") or []),
+            daemons=any(template.get("daemon") for template in run.engine.templates.values()),
         )
+
+    async def _fill_large_values(self, run: Run) -> None:
+        """Read back the text of the large values a loaded run references (its records keep only references)."""
+        nodes = list(run.table.all())
+        blocks = [node.outputs for node in nodes] + [node.inputs for node in nodes] + [run.engine.state.outputs]
+        try:
+            read = await fill_all(blocks, self.artifacts.load_value)
+        except Exception:
+            # The run goes on; a step that substitutes a value not read back fails naming the reference.
+            log.exception("reading the large values of workflow %s failed", run.engine.state.name)
+            return
+        for block in blocks:
+            run.values.remember(block)
+        if read:
+            log.info("read %d large value(s) of workflow %s", read, run.engine.state.name)
+
+    def _start_artifact_gc(self, run: Run) -> None:
+        """artifactGC OnWorkflowCompletion, in the background: the workflow is final whatever GC does."""
+        if not wants_artifact_gc(run.engine.spec):
+            return
+        workflow = gc_workflow(run.engine.state, run.engine.spec, run.table.all())
+        task = asyncio.get_running_loop().create_task(self._artifact_gc(workflow))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _artifact_gc(self, workflow: workflow_pb2.Workflow) -> None:
+        name = workflow.metadata.name
+        try:
+            plan = plan_artifact_gc(workflow, "OnWorkflowCompletion")
+            if plan.empty:
+                return
+            deleted = await self.artifacts.run_gc(plan)
+            log.info("artifact GC of workflow %s on completion: %d object(s) deleted", name, deleted)
+        except Exception:
+            # Deleting the workflow runs the completion plan again (admission), so nothing stays behind for good.
+            log.exception("artifact GC of workflow %s on completion failed", name)
 
     def wake_lock_waiters(self) -> None:
         for name, run in list(self._runs.items()):
@@ -326,6 +401,15 @@ class Scheduler:
             await self._commit(run, run.engine.on_timer(key))
         except Exception:
             log.exception("timer %s of workflow %s failed", key, name)
+
+    async def _on_daemoned(self, event: StepDaemoned) -> None:
+        """A daemon step is up: the steps after it may start and reach it at event.ip."""
+        run = self._runs.get(event.workflow)
+        if run is None:
+            return
+        decisions = run.engine.daemon_started(event.node_id, event.attempt, event.ip)
+        if decisions is not None:
+            await self._commit(run, decisions)
 
     async def _on_exit(self, exit: StepExit) -> None:
         if exit.reported:

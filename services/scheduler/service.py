@@ -92,6 +92,7 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
             pod_name=node.pod_name,
             attempt=node.attempt,
             template=template_from_dict(template),
+            artifact_repository=self.scheduler.artifact_repository(request.workflow),
         )
 
     @grpc_errors

@@ -9,6 +9,7 @@ from google.protobuf import json_format
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from treadle.services.scheduler.engine.model import Node, NodePhase, NodeType, WorkflowState
+from treadle.services.scheduler.large_values import without_inline_values
 from treadle.workflow.v1 import workflow_pb2 as wf
 
 NODE_PHASES = {
@@ -57,7 +58,7 @@ def workflow_status(state: WorkflowState, nodes: Iterable[Node] = ()) -> wf.Work
         finished_at=timestamp(state.finished_at),
     )
     if state.outputs:
-        json_format.ParseDict(state.outputs, status.outputs)
+        json_format.ParseDict(without_inline_values(state.outputs), status.outputs)
     for node in nodes:
         status.nodes[node.id].CopyFrom(_cached_node_status(state.name, node))
     return status
@@ -102,12 +103,16 @@ def node_status(node: Node) -> wf.NodeStatus:
         pod_name=node.pod_name,
     )
     if node.inputs.get("parameters") or node.inputs.get("artifacts"):
-        json_format.ParseDict(node.inputs, msg.inputs, ignore_unknown_fields=True)
+        json_format.ParseDict(without_inline_values(node.inputs), msg.inputs, ignore_unknown_fields=True)
     if node.outputs:
-        json_format.ParseDict(node.outputs, msg.outputs, ignore_unknown_fields=True)
+        # A large value is sent as its reference only, so that watch events stay small (large_values.py).
+        json_format.ParseDict(without_inline_values(node.outputs), msg.outputs, ignore_unknown_fields=True)
     memo = node.progress.get("memoize")
     if memo:
         msg.memoization_status.CopyFrom(
             wf.MemoizationStatus(hit=bool(memo.get("hit")), key=memo.get("key", ""), cache_name=memo.get("cache", ""))
         )
+    if node.progress.get("daemoned"):  # engine/daemons.py
+        msg.daemoned = not node.done
+        msg.pod_ip = str(node.progress.get("ip", ""))
     return msg

@@ -518,3 +518,45 @@ def test_one_shot_entry_runs_and_reports_a_step(tmp_path: Path) -> None:
         assert services.report(launch).outputs.result == "one-shot"
 
     run(tmp_path, body)
+
+
+# ----------------------------------------------------------------------------- large values
+
+
+def test_large_result_and_parameter_are_reported_as_blobs_holding_the_exact_text(tmp_path: Path) -> None:
+    async def body(services: Services, runner: StepRunner) -> None:
+        script = "head -c 300000 /dev/zero | tr '\\0' p > /tmp/p; printf 'r%.0s' $(seq 300000); echo"
+        outputs = {"parameters": [{"name": "p", "valueFrom": {"path": "/tmp/p"}}]}
+        launch = services.step(sh(script, outputs=outputs))
+        outcome = await runner.run(launch)
+        report = services.report(launch)
+        succeeded(outcome, report)
+        result_ref, value_ref = report.outputs.result_ref, report.outputs.parameters[0].value_ref
+        assert not report.outputs.HasField("result") and not report.outputs.parameters[0].HasField("value")
+        assert (result_ref.key, result_ref.archive) == ("wf/wf-node-1-0/outputs.result.txt", "none")
+        assert await services.read(result_ref.key) == b"r" * 300_000  # one trailing newline trimmed
+        assert await services.read(value_ref.key) == b"p" * 300_000
+
+    run(tmp_path, body)
+
+
+def test_a_result_longer_than_a_value_may_be_fails_the_step_saying_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from treadle.executor import capture
+    from treadle.services.artifacts import values
+
+    monkeypatch.setattr(values, "MAX_VALUE_BYTES", 1000)
+    monkeypatch.setattr(capture, "RESULT_LIMIT_BYTES", 1001)
+
+    async def body(services: Services, runner: StepRunner) -> None:
+        launch = services.step(sh("head -c 5000 /dev/zero | tr '\\0' x"))
+        outcome = await runner.run(launch)
+        report = services.report(launch)
+        assert outcome.reported
+        assert report.phase == Phase.NODE_PHASE_ERROR
+        assert report.message.startswith("the result (stdout) is longer than 1000 bytes")
+        assert not report.outputs.HasField("result")
+        assert len(await services.read(report.log.key)) == 5001  # the log keeps everything
+
+    run(tmp_path, body)

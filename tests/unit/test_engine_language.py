@@ -802,3 +802,103 @@ def test_a_restarted_engine_finds_what_is_left_to_start() -> None:
         pending += decisions.launches
         done += 1
     assert again.state.phase == NodePhase.SUCCEEDED and done == 10
+
+
+# -- daemons --------------------------------------------------------------------------------------------
+
+SERVER = """
+  - name: server
+    daemon: true
+    container: {image: busybox, command: [httpd, -f]}
+"""
+
+
+def _daemon_up(run: Run, display: str, ip: str) -> None:
+    node = run.node(display)
+    run.take(run.engine.daemon_started(node.id, node.attempt, ip))
+
+
+def test_a_daemon_step_lets_later_steps_reach_it_and_is_stopped_when_its_scope_ends() -> None:
+    run = Run(
+        wf(
+            """
+  - name: main
+    steps:
+    - - {name: server, template: server}
+    - - name: client
+        template: say
+        arguments: {parameters: [{name: text, value: "http://{{steps.server.ip}}:8080"}]}
+"""
+            + SERVER
+        )
+    ).start()
+    run.hold = {"server"}
+    run.run()
+    assert run.phase == NodePhase.RUNNING and not run.has("client")  # the next group waits for the daemon to be up
+    _daemon_up(run, "server", "10.7.0.3")
+    run.run()
+    assert run.node("client").outputs["result"] == "http://10.7.0.3:8080"
+    assert run.phase == NodePhase.SUCCEEDED
+    assert run.cancelled == ["server"]  # the steps template ended: its daemon is stopped ...
+    assert run.node("server").phase == NodePhase.SUCCEEDED  # ... and counts as a success
+
+
+def test_daemons_in_a_dag_are_daemoned_for_depends_and_ip() -> None:
+    run = Run(
+        wf(
+            """
+  - name: main
+    dag:
+      tasks:
+      - {name: server, template: server}
+      - name: when-up
+        template: say
+        depends: server.Daemoned
+        arguments: {parameters: [{name: text, value: "{{tasks.server.ip}}"}]}
+      - name: bare
+        template: say
+        depends: server
+        arguments: {parameters: [{name: text, value: "plain dependency"}]}
+      - name: when-done
+        template: say
+        depends: server.Succeeded
+        arguments: {parameters: [{name: text, value: "never"}]}
+"""
+            + SERVER
+        )
+    ).start()
+    run.hold = {"server"}
+    run.run()
+    _daemon_up(run, "server", "10.7.0.9")
+    run.run()
+    assert run.node("when-up").outputs["result"] == "10.7.0.9"
+    assert run.node("bare").phase == NodePhase.SUCCEEDED
+    assert run.node("when-done").phase == NodePhase.OMITTED  # up is not Succeeded
+    assert run.phase == NodePhase.SUCCEEDED and run.cancelled == ["server"]
+
+
+def test_a_daemon_that_ends_on_its_own_succeeds_and_stale_reports_are_ignored() -> None:
+    run = Run(
+        wf(
+            """
+  - name: main
+    dag:
+      tasks:
+      - {name: server, template: server}
+      - {name: other, template: say, arguments: {parameters: [{name: text, value: "busy"}]}}
+"""
+            + SERVER
+        )
+    ).start()
+    run.hold = {"server", "other"}
+    run.run()
+    server = run.node("server")
+    assert run.engine.daemon_started(server.id, server.attempt + 1, "10.0.0.1") is None  # not this attempt
+    _daemon_up(run, "server", "10.0.0.1")
+    run.take(run.engine.complete_pod(server.id, server.attempt, "Failed", {"exitCode": "1"}, "exit code 1"))
+    assert run.node("server").phase == NodePhase.SUCCEEDED  # a daemon's failure is ignored once it was up
+    other = run.node("other")
+    assert run.engine.daemon_started(other.id, other.attempt, "10.0.0.2") is None  # not a daemon template
+    run.hold = set()
+    run.run()
+    assert run.phase == NodePhase.SUCCEEDED and run.cancelled == []  # nothing left to stop

@@ -7,8 +7,9 @@ from typing import Any
 
 from treadle.errors import FieldViolation, InvalidSpec
 from treadle.spec import scope
+from treadle.spec.artifact_gc import artifact_gc_violations
 from treadle.spec.durations import parse_duration
-from treadle.spec.lint_calls import CallLinter
+from treadle.spec.lint_calls import OUTSIDE_SOURCES, CallLinter, has_artifact_source
 from treadle.spec.template import TAG, references, strings_with_paths
 
 RETRY_POLICIES = ("Always", "OnFailure", "OnError", "OnTransientError")
@@ -63,6 +64,7 @@ class Linter(CallLinter):
         if spec.get("onExit") and spec["onExit"] not in self.templates:
             self.fail("spec.onExit", f"template {spec['onExit']!r} not found")
         self._check_hooks("spec.hooks", spec.get("hooks") or {}, self.globals)
+        self.out.extend(artifact_gc_violations(spec))
         for field in ("activeDeadlineSeconds", "parallelism"):
             value = spec.get(field)
             if value is not None and int(value) < 0:
@@ -95,8 +97,7 @@ class Linter(CallLinter):
                     f"required input parameter {p.get('name')!r} of template {tmpl.get('name')!r} is not supplied",
                 )
         for a in inputs.get("artifacts") or []:
-            has_source = a.get("raw") is not None or a.get("from")
-            if a.get("name") not in artifacts and not has_source and not a.get("optional"):
+            if a.get("name") not in artifacts and not has_artifact_source(a) and not a.get("optional"):
                 self.fail(
                     f"{path}.artifacts",
                     f"required input artifact {a.get('name')!r} of template {tmpl.get('name')!r} is not supplied",
@@ -120,7 +121,8 @@ class Linter(CallLinter):
             self._check_refs(path, body, allowed)
             inputs = tmpl.get("inputs") or {}
             for i, a in enumerate(inputs.get("artifacts") or []):
-                self._check_refs(f"{path}.inputs.artifacts[{i}]", {"path": a.get("path", "")}, allowed)
+                where = {"path": a.get("path", ""), **{k: a[k] for k in (*OUTSIDE_SOURCES, "subPath") if a.get(k)}}
+                self._check_refs(f"{path}.inputs.artifacts[{i}]", where, allowed)
             self._check_refs(f"{path}.outputs", tmpl.get("outputs") or {}, allowed)
         elif kind == "steps":
             self._check_steps(path, tmpl, allowed)

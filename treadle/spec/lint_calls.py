@@ -13,6 +13,13 @@ from treadle.spec.template import references
 
 STEP_NAME_RE = re.compile(r"^[a-zA-Z0-9][-a-zA-Z0-9_]*$")
 LOOP_FIELDS = ("withItems", "withParam", "withSequence")
+# Input artifact sources that ArtifactService fetches (besides from and raw).
+OUTSIDE_SOURCES = ("s3", "http", "git")
+
+
+def has_artifact_source(art: dict[str, Any]) -> bool:
+    """Whether an input artifact says where its data comes from: from, raw, s3, http or git."""
+    return bool(art.get("from")) or art.get("raw") is not None or any(art.get(kind) for kind in OUTSIDE_SOURCES)
 
 
 def is_looped(call: dict[str, Any]) -> bool:
@@ -143,7 +150,7 @@ class CallLinter:
                 self.fail(f"{ppath}.value", f"argument {p.get('name')!r} needs a value")
             self._check_refs(f"{ppath}.value", p.get("value", ""), allowed, items=looped)
         for i, a in enumerate(args.get("artifacts") or []):
-            self._check_artifact_source(f"{path}.arguments.artifacts[{i}]", a, allowed)
+            self._check_artifact_source(f"{path}.arguments.artifacts[{i}]", a, allowed, items=looped)
         if call.get("onExit") and call["onExit"] not in self.templates:
             self.fail(f"{path}.onExit", f"template {call['onExit']!r} not found")
         status = {f"{p}.{call.get('name')}.{f}" for p in ("steps", "tasks") for f in ("status", "exitCode")}
@@ -163,7 +170,7 @@ class CallLinter:
             for i, p in enumerate((hook.get("arguments") or {}).get("parameters") or []):
                 self._check_refs(f"{hpath}.arguments.parameters[{i}].value", p.get("value", ""), allowed)
 
-    def _check_artifact_source(self, path: str, art: dict[str, Any], allowed: set[str]) -> None:
+    def _check_artifact_source(self, path: str, art: dict[str, Any], allowed: set[str], *, items: bool = False) -> None:
         source = art.get("from")
         if source:
             refs = references(source)
@@ -174,8 +181,11 @@ class CallLinter:
             as_artifact = ".outputs.artifacts." in ref or ref.startswith("inputs.artifacts.")
             if not as_artifact or (ref not in allowed and not ref.startswith("inputs.artifacts.")):
                 self.fail(f"{path}.from", f"undefined reference {{{{{ref}}}}}")
-        elif art.get("raw") is None and not art.get("optional"):
-            self.fail(path, f"artifact {art.get('name')!r} needs from or raw")
+        elif not has_artifact_source(art) and not art.get("optional"):
+            self.fail(path, f"artifact {art.get('name')!r} needs from, raw, s3, http or git")
+        outside = {k: art[k] for k in (*OUTSIDE_SOURCES, "subPath") if art.get(k)}
+        if outside:
+            self._check_refs(path, outside, allowed, items=items)
 
 
 def _ancestors(graph: dict[str, list[str]], name: str) -> set[str]:

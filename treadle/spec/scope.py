@@ -8,7 +8,7 @@ WORKFLOW_FIELDS = (
     "name", "namespace", "uid", "serviceAccountName", "creationTimestamp", "status", "failures", "duration",
 )  # fmt: skip
 # Per-node values a step may read about an earlier sibling: {{steps.X.<field>}}.
-NODE_FIELDS = ("id", "status", "startedAt", "finishedAt", "exitCode")
+NODE_FIELDS = ("id", "status", "startedAt", "finishedAt", "exitCode", "ip")
 KINDS = ("container", "script", "steps", "dag", "suspend")
 LEAF_ONLY_NODE_OUTPUTS = ("outputs.result", "outputs.exitCode")
 

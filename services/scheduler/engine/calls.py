@@ -11,7 +11,10 @@ from treadle.services.scheduler.engine.model import FULFILLED_OK, Node, NodePhas
 from treadle.services.scheduler.engine.resolve import Scope
 from treadle.spec.durations import parse_duration
 from treadle.spec.scope import template_kind
-from treadle.spec.template import UnresolvedReference, references, substitute
+from treadle.spec.template import UnresolvedReference, references, substitute, substitute_tree
+
+# Input artifact sources that ArtifactService fetches (ImportArtifact), besides `from` and `raw`.
+OUTSIDE_SOURCES = ("s3", "http", "git")
 
 
 class BindError(TreadleError):
@@ -211,13 +214,23 @@ class CallsMixin(EngineBase):
                 raise BindError(f"input parameter {name!r} value {value!r} is not one of {p['enum']}")
             params.append({"name": name, "value": value})
         given_arts = {a.get("name"): a for a in args.get("artifacts") or []}
+        # A caller's argument names the caller's scope; a template's own source may name its input parameters.
+        own_scope = Scope(self._global, {"parameters": params}, global_names=self._global_names)
         artifacts = []
         for a in declared.get("artifacts") or []:
-            source = given_arts.get(a["name"]) or a
+            argument = given_arts.get(a["name"])
+            source = argument or a
+            names = scope if argument is not None else own_scope
             entry: dict[str, Any] = {"name": a["name"], "path": a.get("path", "")}
-            for key in ("optional", "mode", "archive"):
-                if a.get(key) is not None:
-                    entry[key] = a[key]
+            if a.get("optional") is not None or source.get("optional"):
+                entry["optional"] = bool(a.get("optional") or source.get("optional"))
+            for key in ("mode", "recurseMode", "archive", "subPath"):
+                # As Argo merges them: the template says where and how the file lands, the source what it holds.
+                first, second = (a, source) if key in ("mode", "recurseMode") else (source, a)
+                chosen = first.get(key) if first.get(key) is not None else second.get(key)
+                if chosen is not None:
+                    entry[key] = substitute(str(chosen), names.lookup) if key == "subPath" else chosen
+            outside = next((kind for kind in OUTSIDE_SOURCES if source.get(kind)), None)
             if source.get("from"):
                 try:
                     origin = scope.artifact(references(source["from"])[0])
@@ -231,8 +244,11 @@ class CallsMixin(EngineBase):
                 elif not a.get("optional"):
                     raise BindError(f"input artifact {a['name']!r}: {source['from']} has no stored object")
             elif source.get("raw") is not None:
-                entry["raw"] = {"data": substitute(str(source["raw"].get("data", "")), scope.lookup)}
-            elif not a.get("optional"):
+                entry["raw"] = {"data": substitute(str(source["raw"].get("data", "")), names.lookup)}
+            elif outside is not None:
+                # Fetched by ArtifactService when the step starts (services/artifacts/importer.py).
+                entry[outside] = substitute_tree(source[outside], names.lookup)
+            elif not entry.get("optional"):
                 raise BindError(f"input artifact {a['name']!r} of template {tmpl['name']!r} was not supplied")
             artifacts.append(entry)
         return {"parameters": params, "artifacts": artifacts}

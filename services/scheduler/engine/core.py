@@ -104,6 +104,9 @@ class EngineBase:
     def _fire_hooks(self) -> bool:
         raise NotImplementedError
 
+    def _stop_daemons(self, scope: Node) -> None:
+        raise NotImplementedError
+
     def _acquire_for(self, node: Node) -> bool:
         raise NotImplementedError
 
@@ -188,6 +191,8 @@ class EngineBase:
             self._out.locks_released = self._released = True
         if node.type in COMPOSITES and phase == NodePhase.SUCCEEDED:
             self._collect_outputs(node)
+        if node.type in COMPOSITES and node.progress.get("daemons"):
+            self._stop_daemons(node)
         memo = node.progress.get("memoize")
         if memo and node.phase == NodePhase.SUCCEEDED and not memo.get("hit") and self.memo is not None:
             self.memo.put(memo["cache"], memo["key"], node.outputs, node.id)
@@ -220,8 +225,8 @@ class EngineBase:
                 self._finish_workflow(node)
             elif parent.progress.get("exitNode") == node.id:
                 self._finished.append(parent.id)  # the parent's exit hook is done: now its parent may react
-            elif not parent.done:
-                self._child_done(parent, node)
+            elif not parent.done and not (node.progress.get("daemoned") and parent.type != NodeType.RETRY):
+                self._child_done(parent, node)  # (a daemoned node was counted when it came up: daemons.py)
 
     # -- pods -------------------------------------------------------------------
 
@@ -354,7 +359,7 @@ class EngineBase:
 
     def _tolerated(self, child: Node) -> bool:
         """Whether child's outcome lets its scope go on (success, skip, or continueOn)."""
-        if child.phase in FULFILLED_OK:
+        if child.phase in FULFILLED_OK or child.progress.get("daemoned"):
             return True
         on = child.progress.get("continueOn") or {}
         return bool(

@@ -68,6 +68,11 @@ def build_index(template: dict[str, Any]) -> DagIndex:
     return DagIndex(tasks, deps, conditions, dependents, roots, targets, handled, fail_fast)
 
 
+def _settled(node: Node) -> bool:
+    """Done, or a daemon that is up (daemons.py): either way its dependents may go on."""
+    return node.done or bool(node.progress.get("daemoned"))
+
+
 # Phases a task's own outcome decides its branch with; Skipped and Omitted tasks inherit theirs.
 COMPLETED = (NodePhase.SUCCEEDED, NodePhase.FAILED, NodePhase.ERROR)
 
@@ -173,7 +178,7 @@ class DagMixin(EngineBase):
         key = (dag.id, task)
         left = self._deps_left.get(key)
         if left is None:
-            left = sum(1 for d in index.deps[task] if not ((n := self._task_node(dag, d)) and n.done))
+            left = sum(1 for d in index.deps[task] if not ((n := self._task_node(dag, d)) and _settled(n)))
         else:
             left -= 1
         if left > 0:
@@ -186,7 +191,7 @@ class DagMixin(EngineBase):
         outcomes = {}
         for name in names:
             node = self._task_node(dag, name)
-            if node is None or not node.done:
+            if node is None or not _settled(node):
                 return None
             on = node.progress.get("continueOn") or {}
             children = [c for c in (self.nodes.get(i) for i in node.children) if c is not None]
@@ -196,6 +201,7 @@ class DagMixin(EngineBase):
                 continue_on_error=bool(on.get("error")),
                 any_succeeded=any(c.phase == NodePhase.SUCCEEDED for c in children),
                 all_failed=bool(children) and all(c.phase == NodePhase.FAILED for c in children),
+                daemoned=bool(node.progress.get("daemoned")),
             )
         return outcomes
 

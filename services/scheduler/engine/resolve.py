@@ -45,6 +45,8 @@ def node_fields(node: Node) -> dict[str, str]:
             fields[name] = str(node.outputs[key])
     if node.outputs.get("exitCode") is not None:
         fields["exitCode"] = str(node.outputs["exitCode"])
+    if node.progress.get("ip"):  # a daemon's address (daemons.py)
+        fields["ip"] = str(node.progress["ip"])
     for p in node.outputs.get("parameters") or []:
         if p.get("value") is not None:
             fields[f"outputs.parameters.{p['name']}"] = str(p["value"])

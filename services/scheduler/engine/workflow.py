@@ -16,6 +16,7 @@ from typing import Any
 from treadle.errors import FailedPrecondition, InvalidSpec, NotFound
 from treadle.services.scheduler.engine.calls import CallsMixin
 from treadle.services.scheduler.engine.control import WORKFLOW_DEADLINE, ControlMixin
+from treadle.services.scheduler.engine.daemons import DaemonsMixin, is_daemoned
 from treadle.services.scheduler.engine.dag import DagIndex, DagMixin
 from treadle.services.scheduler.engine.hooks import HooksMixin
 from treadle.services.scheduler.engine.model import (
@@ -38,7 +39,9 @@ from treadle.services.scheduler.engine.window import DEFAULT_WINDOW, WindowMixin
 from treadle.spec.template import UnresolvedReference, references, substitute, substitute_tree
 
 
-class WorkflowEngine(WindowMixin, SyncMixin, HooksMixin, CallsMixin, StepsMixin, DagMixin, RetryMixin, ControlMixin):
+class WorkflowEngine(
+    DaemonsMixin, WindowMixin, SyncMixin, HooksMixin, CallsMixin, StepsMixin, DagMixin, RetryMixin, ControlMixin
+):
     def __init__(
         self,
         state: WorkflowState,
@@ -120,6 +123,8 @@ class WorkflowEngine(WindowMixin, SyncMixin, HooksMixin, CallsMixin, StepsMixin,
             return None
         node.outputs = outputs
         self.state.pods_done += 1
+        if is_daemoned(node):
+            phase = NodePhase.SUCCEEDED  # Argo ignores a daemon's failure once it was up
         self._finish(node, phase, message)
         self._release(node)
         return self._drain()

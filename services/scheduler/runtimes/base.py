@@ -32,6 +32,10 @@ class LaunchSpec:
     deadline_seconds: float | None = None
     # W3C traceparent of the node's span, passed to the executor as TRACEPARENT.
     traceparent: str = ""
+    # The workflow's spec.volumes (Argo-shaped), for the template's volumeMounts.
+    volumes: list[dict[str, Any]] = field(default_factory=list)
+    # The workflow has daemon steps: its pods must reach one another by address ({{steps.X.ip}}).
+    daemons: bool = False
 
 
 @dataclass(frozen=True)
@@ -47,7 +51,19 @@ class StepExit:
     message: str = ""
 
 
+@dataclass(frozen=True)
+class StepDaemoned:
+    """A daemon step (`daemon: true`) is up: the steps after it may start and reach it at ip."""
+
+    workflow: str
+    node_id: str
+    attempt: int
+    # An address the workflow's other steps can reach the daemon at.
+    ip: str
+
+
 ExitCallback = Callable[[StepExit], Awaitable[None]]
+DaemonCallback = Callable[[StepDaemoned], Awaitable[None]]
 
 
 class Runtime(Protocol):
@@ -55,8 +71,11 @@ class Runtime(Protocol):
 
     name: str
 
-    async def start(self, on_exit: ExitCallback) -> None:
-        """Prepare the runtime; on_exit is called once per launched attempt."""
+    async def start(self, on_exit: ExitCallback, on_daemoned: DaemonCallback | None = None) -> None:
+        """Prepare the runtime; on_exit is called once per launched attempt.
+
+        on_daemoned is called when a daemon step's container runs (runtimes that run daemons only).
+        """
 
     async def launch(self, spec: LaunchSpec) -> None:
         """Start the attempt's executor. Launching a running attempt again does nothing."""

@@ -804,6 +804,7 @@ class GetStepContextResponse(_message.Message):
     POD_NAME_FIELD_NUMBER: _builtins.int
     ATTEMPT_FIELD_NUMBER: _builtins.int
     TEMPLATE_FIELD_NUMBER: _builtins.int
+    ARTIFACT_REPOSITORY_FIELD_NUMBER: _builtins.int
     workflow: _builtins.str
     """Workflow name."""
     workflow_uid: _builtins.str
@@ -814,6 +815,10 @@ class GetStepContextResponse(_message.Message):
     """Name used for the step's process, container or pod."""
     attempt: _builtins.int
     """Attempt number."""
+    artifact_repository: _builtins.str
+    """The workflow's artifact repository (spec.artifactRepositoryRef.key): the
+    executor names it in every upload and import. Empty for the server's default.
+    """
     @_builtins.property
     def template(self) -> _workflow_pb2.Template:
         """The template with every {{...}} tag resolved. Input artifacts carry their
@@ -829,10 +834,11 @@ class GetStepContextResponse(_message.Message):
         pod_name: _builtins.str = ...,
         attempt: _builtins.int = ...,
         template: _workflow_pb2.Template | None = ...,
+        artifact_repository: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["template", b"template"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "node_id", b"node_id", "pod_name", b"pod_name", "template", b"template", "workflow", b"workflow", "workflow_uid", b"workflow_uid"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["artifact_repository", b"artifact_repository", "attempt", b"attempt", "node_id", b"node_id", "pod_name", b"pod_name", "template", b"template", "workflow", b"workflow", "workflow_uid", b"workflow_uid"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

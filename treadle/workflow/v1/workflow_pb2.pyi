@@ -2346,6 +2346,8 @@ class NodeStatus(_message.Message):
     ATTEMPT_FIELD_NUMBER: _builtins.int
     POD_NAME_FIELD_NUMBER: _builtins.int
     MEMOIZATION_STATUS_FIELD_NUMBER: _builtins.int
+    DAEMONED_FIELD_NUMBER: _builtins.int
+    POD_IP_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Stable id, unique in the workflow."""
     name: _builtins.str
@@ -2366,6 +2368,12 @@ class NodeStatus(_message.Message):
     """Which attempt of a pod node this is, from 0."""
     pod_name: _builtins.str
     """Name of the pod (or process, or container) that ran the node."""
+    daemoned: _builtins.bool
+    """Daemon steps (the Docker runtime).
+    True while a daemon step (daemon: true) is up: the steps after it went on, and it runs until its scope ends.
+    """
+    pod_ip: _builtins.str
+    """The address other steps reach the pod at ({{steps.X.ip}}); set for daemon steps."""
     @_builtins.property
     def children(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Ids of child nodes."""
@@ -2409,10 +2417,12 @@ class NodeStatus(_message.Message):
         attempt: _builtins.int = ...,
         pod_name: _builtins.str = ...,
         memoization_status: Global___MemoizationStatus | None = ...,
+        daemoned: _builtins.bool = ...,
+        pod_ip: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["finished_at", b"finished_at", "inputs", b"inputs", "memoization_status", b"memoization_status", "outputs", b"outputs", "started_at", b"started_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "boundary_id", b"boundary_id", "children", b"children", "display_name", b"display_name", "finished_at", b"finished_at", "id", b"id", "inputs", b"inputs", "memoization_status", b"memoization_status", "message", b"message", "name", b"name", "outputs", b"outputs", "phase", b"phase", "pod_name", b"pod_name", "started_at", b"started_at", "template_name", b"template_name", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "boundary_id", b"boundary_id", "children", b"children", "daemoned", b"daemoned", "display_name", b"display_name", "finished_at", b"finished_at", "id", b"id", "inputs", b"inputs", "memoization_status", b"memoization_status", "message", b"message", "name", b"name", "outputs", b"outputs", "phase", b"phase", "pod_ip", b"pod_ip", "pod_name", b"pod_name", "started_at", b"started_at", "template_name", b"template_name", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
