@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,16 +121,20 @@ def server_env() -> dict[str, str]:
 
 
 @contextmanager
-def running_server() -> Iterator[Server]:
+def running_server(extra_args: Sequence[str] = (), env: Mapping[str, str] | None = None) -> Iterator[Server]:
+    """A `treadle serve all` process (extra_args: more serve options, such as --runtime docker; env: more variables)."""
     base = Path(tempfile.mkdtemp(prefix="treadle-conformance-"))
     # /var/tmp, not /tmp: the local runtime gives every step a private /tmp.
     scratch_root = Path(tempfile.mkdtemp(prefix="treadle-conformance-", dir="/var/tmp"))
     port_file = base / "port"
     log = base / "server.log"
-    command = [TREADLE, "serve", "all", "--listen", "127.0.0.1:0", "--data-dir", str(base / "data")]
+    command = [TREADLE, "serve", "all", "--listen", "127.0.0.1:0", "--data-dir", str(base / "data"), *extra_args]
     with log.open("wb") as sink:
         process = subprocess.Popen(
-            [*command, "--port-file", str(port_file)], stdout=sink, stderr=subprocess.STDOUT, env=server_env()
+            [*command, "--port-file", str(port_file)],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env={**server_env(), **(env or {})},
         )
     try:
         deadline = time.monotonic() + 30
