@@ -23,6 +23,7 @@ from typing import IO, Any, TypeVar
 import docker
 import docker.errors
 import requests.exceptions
+from docker.utils import kwargs_from_env
 
 from treadle.errors import TreadleError
 
@@ -145,13 +146,13 @@ class DockerEngine:
     @classmethod
     def connect(cls, docker_host: str = "") -> DockerEngine:
         """A client for docker_host, else DOCKER_HOST (with DOCKER_TLS_VERIFY, DOCKER_CERT_PATH), else the default."""
-        kwargs: dict[str, Any] = docker.utils.kwargs_from_env()
+        kwargs: dict[str, Any] = dict(kwargs_from_env())
         if docker_host:
             kwargs["base_url"] = docker_host
         address = str(kwargs.get("base_url") or "unix:///var/run/docker.sock")
         try:
             api = docker.APIClient(
-                version=API_VERSION, timeout=API_TIMEOUT_SECONDS, max_pool_size=MAX_CONCURRENT_CALLS, **kwargs
+                version=API_VERSION, timeout=int(API_TIMEOUT_SECONDS), max_pool_size=MAX_CONCURRENT_CALLS, **kwargs
             )
         except docker.errors.DockerException as exc:
             raise EngineUnreachable(f"cannot use the Docker engine at {address}: {_describe(exc)}") from None
@@ -216,7 +217,7 @@ class DockerEngine:
         network_mode = config.network or None
         host_config = api.create_host_config(
             mounts=[
-                docker.types.Mount(m.target, m.source, type=m.kind, read_only=m.read_only)
+                docker.types.Mount(m.target, m.source, type="volume", read_only=m.read_only)
                 for m in config.mounts
                 if m.kind == "volume"
             ],
