@@ -28,6 +28,10 @@ from treadle.workflow.v1 import workflow_pb2
 
 log = logging.getLogger(__name__)
 
+SIGKILL_EXIT_CODE = 137
+OOM_FLAG_CHECKS = 5
+OOM_FLAG_INTERVAL_SECONDS = 0.1
+
 # A wait without a deadline is re-issued this often, so that no call to the engine is unbounded.
 WAIT_SLICE_SECONDS = 300.0
 # How long a step waits for an engine that went away (restarting) before giving up on it.
@@ -90,6 +94,13 @@ class MainWaiter:
         state, stdout = await asyncio.gather(
             self._engine.state(main_id), self._engine.logs(main_id, stdout=True, stderr=False)
         )
+        # The engine records an OOM kill from a cgroup event that can land just after the exit:
+        # a SIGKILLed main without the flag gets a short second look before we name the cause.
+        for _ in range(OOM_FLAG_CHECKS):
+            if state.oom_killed or state.exit_code != SIGKILL_EXIT_CODE:
+                break
+            await asyncio.sleep(OOM_FLAG_INTERVAL_SECONDS)
+            state = await self._engine.state(main_id)
         return state, stdout
 
     async def _engine_back(self) -> None:
