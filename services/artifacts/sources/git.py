@@ -37,7 +37,7 @@ esac
 _NOT_FOUND = re.compile(
     r"not found|does not exist|does not appear to be a git repository|couldn't find remote ref", re.I
 )
-_DENIED = re.compile(r"authentication failed|could not read username|permission denied|403", re.I)
+_DENIED = re.compile(r"authentication failed|could not read username|permission denied|\b403\b", re.I)
 
 
 async def git_checkout(
@@ -152,11 +152,16 @@ class _Git:
         raise self._error(what, stderr.decode("utf-8", "replace"))
 
     def _error(self, what: str, stderr: str) -> Exception:
-        lines = [line for line in redact(stderr, self._secret_values).splitlines() if line.strip()]
-        detail = (lines[-1] if lines else "no output").replace(self._spec.repo, self._shown).strip()
-        if _DENIED.search(stderr):
+        # Classify git's words, not the repository's address: a path may hold "403" or "not found" too.
+        said = redact(stderr, self._secret_values).replace(self._spec.repo, "<repository>")
+        path = urlsplit(self._spec.repo).path
+        if path:  # git names local repositories by their path
+            said = said.replace(path, "<repository>")
+        lines = [line for line in said.splitlines() if line.strip()]
+        detail = (lines[-1] if lines else "no output").replace("<repository>", self._shown).strip()
+        if _DENIED.search(said):
             return PermissionDenied(f"git {what} of {self._shown} was refused: {detail}")
-        if _NOT_FOUND.search(stderr):
+        if _NOT_FOUND.search(said):
             return NotFound("git repository", self._shown)
         return FailedPrecondition(f"git {what} of {self._shown} failed: {detail}", subject=self._shown)
 
