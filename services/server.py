@@ -29,6 +29,7 @@ from grpc_health.v1 import health_pb2
 
 from treadle.auth import StepTokens, load_or_create_secret
 from treadle.config import DEFAULT_PORT, ServerConfig, ServiceAddresses, default_data_dir
+from treadle.grpcutil import inprocess
 from treadle.grpcutil.server import RunningServer, create_server, wait_for_termination
 from treadle.services.app import ServiceApp
 from treadle.services.draining import CallGate
@@ -96,6 +97,7 @@ class Stack:
             log.warning("calls to %s were still in flight when the grace period ended", ", ".join(front))
         await self.server.drain(max(0.0, deadline - loop.time()))
         await _stop_apps(list(self.apps.values()))
+        inprocess.unhost(self.address)
         self.conn.close()
 
 
@@ -164,10 +166,13 @@ async def start_stack(config: ServerConfig, which: Sequence[str] = (ALL,)) -> St
         own = advertised_address(config.listen, server.port)
         addresses = dataclasses.replace(config.addresses, **{name: own for name in names})
         for app in apps.values():
+            inprocess.host(own, app.binding.name, app.binding.servicer)
+        for app in apps.values():
             await app.start(addresses)
             started.append(app)
     except BaseException:
         if server is not None:
+            inprocess.unhost(own)
             await server.drain(0)
         await _stop_apps(started)
         conn.close()

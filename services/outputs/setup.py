@@ -30,7 +30,7 @@ class OutputsApp:
     async def start(self, addresses: ServiceAddresses) -> None:
         if addresses.scheduler:
             self._channel = open_channel(addresses.scheduler)
-            self.core.scheduler = GrpcStepCompleter(self._channel)
+            self.core.scheduler = GrpcStepCompleter(self._channel, addresses.scheduler)
 
     async def stop(self) -> None:
         self.core.scheduler = NoScheduler()

@@ -19,6 +19,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from treadle import errors
+from treadle.grpcutil.inprocess import InProcessAbort, InProcessContext
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,8 @@ def to_rpc_status(exc: errors.TreadleError) -> status_pb2.Status:
 
 async def abort_with(context: grpc.aio.ServicerContext[Any, Any], exc: errors.TreadleError) -> None:
     """End the call with the status that the table gives exc, details included."""
+    if isinstance(context, InProcessContext):
+        raise InProcessAbort(exc)  # the caller gets exc itself (treadle/grpcutil/inprocess.py)
     await context.abort_with_status(rpc_status.to_status(to_rpc_status(exc)))
 
 
