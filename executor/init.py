@@ -12,6 +12,7 @@ import grpc
 from treadle.executor.errors import ExecutorError
 from treadle.executor.launch import StepLaunch
 from treadle.executor.layout import StepLayout
+from treadle.executor.protocol import delivered_context
 from treadle.executor.rpc import ServiceChannels, describe_rpc_error, step_metadata
 from treadle.executor.tracing import step_span
 from treadle.grpcutil.channels import DEFAULT_TIMEOUT
@@ -168,8 +169,11 @@ def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
 
 
 async def run_init(channels: ServiceChannels, launch: StepLaunch, layout: StepLayout) -> PreparedStep:
-    """Fetch the context and stage the script and inputs. Raises ExecutorError, naming what failed."""
-    context = await fetch_context(channels, launch)
+    """Fetch the context (unless the launch brought it) and stage the script and inputs.
+
+    Raises ExecutorError, naming what failed.
+    """
+    context = delivered_context(launch) if launch.context is not None else await fetch_context(channels, launch)
     template = context.template
     argv = build_command(template, layout.script_path)
     cwd = working_dir(template, layout)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,9 @@ class StepLaunch:
     deadline_seconds: float | None = None
     # W3C traceparent of the node's span, forwarded as gRPC metadata.
     traceparent: str = ""
+    # The step's context when the runtime delivered it with the launch (executor/protocol.py);
+    # else init fetches it with GetStepContext.
+    context: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     @property
     def key(self) -> tuple[str, str, int]:

@@ -2,12 +2,14 @@
 
 Requests:
     {"op": "launch", "workflow", "node_id", "attempt", "token", "services": {"scheduler", "artifacts",
-     "outputs", ...}, "deadline_seconds", "traceparent", ...}   (the fields of a runtime's LaunchSpec)
+     "outputs"}, "deadline_seconds", "traceparent",
+     "context": {"workflow_uid", "pod_name", "artifact_repository", "template"}}
+    {"op": "launch", ...} without "context": the executor fetches it with GetStepContext
     {"op": "cancel", "workflow", "node_id", "attempt", "reason"}
 Events:
     {"event": "exit", "workflow", "node_id", "attempt", "reported": bool, "message": str}
 
-Unknown fields are ignored, so a runtime may send the whole LaunchSpec.
+Unknown fields are ignored. The context's template is Argo-shaped, as the scheduler resolved it.
 """
 
 from __future__ import annotations
@@ -15,9 +17,12 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Protocol
 
+from treadle.config import ServiceAddresses
 from treadle.executor.launch import StepLaunch
+from treadle.scheduler.v1 import scheduler_pb2
+from treadle.spec.convert import template_from_dict
 
 
 @dataclass(frozen=True)
@@ -66,9 +71,45 @@ class ExitEvent:
         )
 
 
-def launch_line(fields: Mapping[str, Any]) -> bytes:
-    """A launch request from a LaunchSpec's fields (as dataclasses.asdict gives them)."""
-    return _line({**fields, "op": "launch"})
+class LaunchFields(Protocol):
+    """What a launch line is made of (a runtime's LaunchSpec)."""
+
+    workflow: str
+    workflow_uid: str
+    node_id: str
+    pod_name: str
+    attempt: int
+    token: str
+    deadline_seconds: float | None
+    traceparent: str
+    template: dict[str, Any]
+    artifact_repository: str
+
+    @property
+    def services(self) -> ServiceAddresses: ...
+
+
+def launch_line(spec: LaunchFields) -> bytes:
+    """A launch request, with the step's context."""
+    services = spec.services
+    return _line(
+        {
+            "op": "launch",
+            "workflow": spec.workflow,
+            "node_id": spec.node_id,
+            "attempt": spec.attempt,
+            "token": spec.token,
+            "services": {"scheduler": services.scheduler, "artifacts": services.artifacts, "outputs": services.outputs},
+            "deadline_seconds": spec.deadline_seconds,
+            "traceparent": spec.traceparent,
+            "context": {
+                "workflow_uid": spec.workflow_uid,
+                "pod_name": spec.pod_name,
+                "artifact_repository": spec.artifact_repository,
+                "template": spec.template,
+            },
+        }
+    )
 
 
 def cancel_line(workflow: str, node_id: str, attempt: int, reason: str) -> bytes:
@@ -106,6 +147,30 @@ def _launch_from(message: dict[str, Any]) -> StepLaunch:
         outputs=str(services["outputs"]),
         deadline_seconds=None if deadline is None else float(deadline),
         traceparent=str(message.get("traceparent") or ""),
+        context=_context_from(message),
+    )
+
+
+def _context_from(message: dict[str, Any]) -> dict[str, Any] | None:
+    context = message.get("context")
+    if context is None:
+        return None
+    if not isinstance(context, dict) or not isinstance(context.get("template"), dict):
+        raise ValueError("context must be an object with a template object")
+    return context
+
+
+def delivered_context(launch: StepLaunch) -> scheduler_pb2.GetStepContextResponse:
+    """The context a launch brought, as GetStepContext would have answered. Raises InvalidSpec for a bad template."""
+    context = launch.context or {}
+    return scheduler_pb2.GetStepContextResponse(
+        workflow=launch.workflow,
+        workflow_uid=str(context.get("workflow_uid") or ""),
+        node_id=launch.node_id,
+        pod_name=str(context.get("pod_name") or ""),
+        attempt=launch.attempt,
+        template=template_from_dict(context.get("template") or {}),
+        artifact_repository=str(context.get("artifact_repository") or ""),
     )
 
 

@@ -200,7 +200,7 @@ class Scheduler:
         run = self._runs.get(workflow)
         if run is None:
             raise NotFound("workflow", workflow)
-        return str((run.engine.spec.get("artifactRepositoryRef") or {}).get("key") or "")
+        return _repository_key(run)
 
     def snapshot(self, name: str, *, with_nodes: bool = True) -> Snapshot:
         run = self._runs.get(name)
@@ -298,12 +298,15 @@ class Scheduler:
         async with run.changed:
             run.changed.notify_all()
         name = run.engine.state.name
+        delivers_context = getattr(self.runtime, "delivers_context", False)
         for cancel in decisions.cancels:
             await self.runtime.cancel(name, cancel.node_id, cancel.attempt, cancel.reason)
         for launch in launches:
             spec = self._launch_spec(run, launch)
             with self.telemetry.launching(spec, self.runtime.name):
                 await self.runtime.launch(spec)
+            if delivers_context:
+                self.telemetry.step_started(name, spec.node_id, spec.attempt)
         loop = asyncio.get_running_loop()
         for timer in decisions.timers:
             delay = max(0.0, timer.at - time.time())
@@ -330,6 +333,7 @@ class Scheduler:
             token=self.tokens.issue(state.name, node.id, launch.attempt),
             services=self.addresses,
             template=run.engine.step_context(node.id),
+            artifact_repository=_repository_key(run),
             deadline_seconds=launch.deadline_seconds,
             traceparent=self.telemetry.traceparent(state.name, node.id),
             volumes=list(run.engine.spec.get("volumes") or []),
@@ -418,3 +422,7 @@ class Scheduler:
         log.warning("step %s/%s attempt %d: %s", exit.workflow, exit.node_id, exit.attempt, message)
         with contextlib.suppress(NotFound):  # deleted while the step ran
             await self.complete_step(exit.workflow, exit.node_id, exit.attempt, NodePhase.ERROR, {}, message)
+
+
+def _repository_key(run: Run) -> str:
+    return str((run.engine.spec.get("artifactRepositoryRef") or {}).get("key") or "")

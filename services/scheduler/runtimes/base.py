@@ -26,8 +26,11 @@ class LaunchSpec:
     token: str
     services: ServiceAddresses
     # The resolved template (Argo-shaped dict). Runtimes read image, resources and
-    # the like from it; the executor fetches its own copy through GetStepContext.
+    # the like from it. A pod's executor fetches its own copy through GetStepContext;
+    # the local runtime hands it to its executor host with the launch.
     template: dict[str, Any] = field(default_factory=dict)
+    # The workflow's spec.artifactRepositoryRef.key; "" for the server's default repository.
+    artifact_repository: str = ""
     # Seconds the step may run before the runtime kills it; None means no limit.
     deadline_seconds: float | None = None
     # W3C traceparent of the node's span, passed to the executor as TRACEPARENT.
@@ -78,7 +81,11 @@ class Runtime(Protocol):
         """
 
     async def launch(self, spec: LaunchSpec) -> None:
-        """Start the attempt's executor. Launching a running attempt again does nothing."""
+        """Start the attempt's executor. Launching a running attempt again does nothing.
+
+        A runtime whose `delivers_context` is true hands the executor the step's context (template,
+        pod name, repository) with the launch, so that it need not call GetStepContext.
+        """
 
     async def cancel(self, workflow: str, node_id: str, attempt: int, reason: str) -> None:
         """Kill the attempt (and every process it started). Unknown attempts are ignored."""

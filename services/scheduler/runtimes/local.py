@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import dataclasses
 import logging
 import os
 import shutil
@@ -63,6 +62,8 @@ class _Host:
 
 class LocalRuntime:
     name = "local"
+    # The launch carries the step's context: the executor host need not call GetStepContext.
+    delivers_context = True
 
     def __init__(
         self,
@@ -118,9 +119,7 @@ class LocalRuntime:
             raise
         host.running.add(key)
         self._attempts[key] = host
-        # The executor fetches its own copy of the template through GetStepContext.
-        fields = {name: value for name, value in dataclasses.asdict(spec).items() if name != "template"}
-        await host.send(launch_line(fields))
+        await host.send(launch_line(spec))
 
     async def cancel(self, workflow: str, node_id: str, attempt: int, reason: str) -> None:
         if self._waiting.pop((workflow, node_id, attempt), None) is not None:
