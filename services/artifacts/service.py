@@ -27,7 +27,7 @@ from .gc import delete_workflow_objects
 from .importer import MAX_IMPORT_SECONDS, Importer
 from .keys import ArtifactTarget
 from .repository import ArtifactRepository, UploadPart, UploadTrailer
-from .stores.base import ObjectInfo
+from .stores.base import CHUNK_BYTES, ObjectInfo
 
 SERVICE_NAME: str = artifacts_pb2.DESCRIPTOR.services_by_name["ArtifactService"].full_name
 
@@ -59,6 +59,23 @@ class ArtifactServicer(artifacts_pb2_grpc.ArtifactServiceServicer):
         )
         metrics.artifact_bytes().add(info.size, {names.DIRECTION: "in"})
         return artifacts_pb2.UploadArtifactResponse(info=to_proto(info, repository.name))
+
+    @grpc_errors
+    async def PutArtifact(
+        self, request: artifacts_pb2.PutArtifactRequest, context: Context
+    ) -> artifacts_pb2.PutArtifactResponse:
+        if len(request.data) > CHUNK_BYTES:
+            raise InvalidSpec(f"holds {len(request.data)} bytes; PutArtifact takes at most {CHUNK_BYTES}", field="data")
+        if not request.sha256:
+            raise InvalidSpec("the data's hex SHA-256 is required", field="sha256")
+        h = request.header
+        repository = self._catalog.get(h.repository)
+        target = ArtifactTarget(h.workflow, h.pod_name, h.artifact_name, h.suffix)
+        info = await repository.upload(
+            target, _whole(request.data, request.sha256), token=_token(context), key=h.key, sha256=h.sha256
+        )
+        metrics.artifact_bytes().add(info.size, {names.DIRECTION: "in"})
+        return artifacts_pb2.PutArtifactResponse(info=to_proto(info, repository.name))
 
     @grpc_errors
     async def DownloadArtifact(
@@ -165,6 +182,13 @@ async def _upload_parts(
             raise InvalidSpec("an upload has exactly one header, as its first message", field="header")
         else:
             raise InvalidSpec("an upload message must carry a header, a chunk or a trailer", field="part")
+
+
+async def _whole(data: bytes, sha256: str) -> AsyncIterator[UploadPart]:
+    """A PutArtifact's data as an upload's parts: one chunk (none when empty), then the trailer."""
+    if data:
+        yield data
+    yield UploadTrailer(sha256)
 
 
 def _token(context: Context) -> str | None:

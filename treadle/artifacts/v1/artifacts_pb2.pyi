@@ -159,6 +159,62 @@ class UploadArtifactResponse(_message.Message):
 Global___UploadArtifactResponse: _TypeAlias = UploadArtifactResponse  # noqa: Y015
 
 @_typing.final
+class PutArtifactRequest(_message.Message):
+    """Request for PutArtifact."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HEADER_FIELD_NUMBER: _builtins.int
+    DATA_FIELD_NUMBER: _builtins.int
+    SHA256_FIELD_NUMBER: _builtins.int
+    data: _builtins.bytes
+    """The whole object: at most 1 MiB."""
+    sha256: _builtins.str
+    """Hex SHA-256 of data, computed by the sender."""
+    @_builtins.property
+    def header(self) -> Global___UploadHeader:
+        """Where the object goes, as in an upload's header."""
+
+    def __init__(
+        self,
+        *,
+        header: Global___UploadHeader | None = ...,
+        data: _builtins.bytes = ...,
+        sha256: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["header", b"header"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "header", b"header", "sha256", b"sha256"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PutArtifactRequest: _TypeAlias = PutArtifactRequest  # noqa: Y015
+
+@_typing.final
+class PutArtifactResponse(_message.Message):
+    """Response for PutArtifact."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INFO_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def info(self) -> Global___ArtifactInfo:
+        """The stored object."""
+
+    def __init__(
+        self,
+        *,
+        info: Global___ArtifactInfo | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["info", b"info"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["info", b"info"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PutArtifactResponse: _TypeAlias = PutArtifactResponse  # noqa: Y015
+
+@_typing.final
 class ArtifactInfo(_message.Message):
     """A stored object."""
 

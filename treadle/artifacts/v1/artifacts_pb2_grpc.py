@@ -44,6 +44,11 @@ class ArtifactServiceStub:
                 request_serializer=treadle_dot_artifacts_dot_v1_dot_artifacts__pb2.UploadArtifactRequest.SerializeToString,
                 response_deserializer=treadle_dot_artifacts_dot_v1_dot_artifacts__pb2.UploadArtifactResponse.FromString,
                 _registered_method=True)
+        self.PutArtifact = channel.unary_unary(
+                '/treadle.artifacts.v1.ArtifactService/PutArtifact',
+                request_serializer=treadle_dot_artifacts_dot_v1_dot_artifacts__pb2.PutArtifactRequest.SerializeToString,
+                response_deserializer=treadle_dot_artifacts_dot_v1_dot_artifacts__pb2.PutArtifactResponse.FromString,
+                _registered_method=True)
         self.DownloadArtifact = channel.unary_stream(
                 '/treadle.artifacts.v1.ArtifactService/DownloadArtifact',
                 request_serializer=treadle_dot_artifacts_dot_v1_dot_artifacts__pb2.DownloadArtifactRequest.SerializeToString,
@@ -92,6 +97,15 @@ class ArtifactServiceServicer:
     def UploadArtifact(self, request_iterator, context):
         """Uploads one object: a header, data chunks, then a trailer with the digest.
         The object becomes visible only when the digest matches.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PutArtifact(self, request, context):
+        """Uploads one small object (at most 1 MiB) in a single message: its header,
+        its data and the data's digest. The checks are UploadArtifact's; a larger
+        object must be streamed. Executors save step logs and small outputs this way.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -158,6 +172,11 @@ def add_ArtifactServiceServicer_to_server(servicer, server):
                     servicer.UploadArtifact,
                     request_deserializer=treadle_dot_artifacts_dot_v1_dot_artifacts__pb2.UploadArtifactRequest.FromString,
                     response_serializer=treadle_dot_artifacts_dot_v1_dot_artifacts__pb2.UploadArtifactResponse.SerializeToString,
+            ),
+            'PutArtifact': grpc.unary_unary_rpc_method_handler(
+                    servicer.PutArtifact,
+                    request_deserializer=treadle_dot_artifacts_dot_v1_dot_artifacts__pb2.PutArtifactRequest.FromString,
+                    response_serializer=treadle_dot_artifacts_dot_v1_dot_artifacts__pb2.PutArtifactResponse.SerializeToString,
             ),
             'DownloadArtifact': grpc.unary_stream_rpc_method_handler(
                     servicer.DownloadArtifact,
@@ -227,6 +246,33 @@ class ArtifactService:
             '/treadle.artifacts.v1.ArtifactService/UploadArtifact',
             treadle_dot_artifacts_dot_v1_dot_artifacts__pb2.UploadArtifactRequest.SerializeToString,
             treadle_dot_artifacts_dot_v1_dot_artifacts__pb2.UploadArtifactResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PutArtifact(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/treadle.artifacts.v1.ArtifactService/PutArtifact',
+            treadle_dot_artifacts_dot_v1_dot_artifacts__pb2.PutArtifactRequest.SerializeToString,
+            treadle_dot_artifacts_dot_v1_dot_artifacts__pb2.PutArtifactResponse.FromString,
             options,
             channel_credentials,
             insecure,

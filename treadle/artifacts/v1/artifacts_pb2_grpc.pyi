@@ -42,6 +42,11 @@ class ArtifactServiceStub:
     """Uploads one object: a header, data chunks, then a trailer with the digest.
     The object becomes visible only when the digest matches.
     """
+    PutArtifact: _grpc.UnaryUnaryMultiCallable[_artifacts_pb2.PutArtifactRequest, _artifacts_pb2.PutArtifactResponse]
+    """Uploads one small object (at most 1 MiB) in a single message: its header,
+    its data and the data's digest. The checks are UploadArtifact's; a larger
+    object must be streamed. Executors save step logs and small outputs this way.
+    """
     DownloadArtifact: _grpc.UnaryStreamMultiCallable[_artifacts_pb2.DownloadArtifactRequest, _artifacts_pb2.DownloadArtifactResponse]
     """Downloads one object: its info first, then data chunks."""
     StatArtifact: _grpc.UnaryUnaryMultiCallable[_artifacts_pb2.StatArtifactRequest, _artifacts_pb2.StatArtifactResponse]
@@ -78,6 +83,11 @@ class ArtifactServiceAsyncStub(ArtifactServiceStub):
     UploadArtifact: _aio.StreamUnaryMultiCallable[_artifacts_pb2.UploadArtifactRequest, _artifacts_pb2.UploadArtifactResponse]  # type: ignore[assignment]
     """Uploads one object: a header, data chunks, then a trailer with the digest.
     The object becomes visible only when the digest matches.
+    """
+    PutArtifact: _aio.UnaryUnaryMultiCallable[_artifacts_pb2.PutArtifactRequest, _artifacts_pb2.PutArtifactResponse]  # type: ignore[assignment]
+    """Uploads one small object (at most 1 MiB) in a single message: its header,
+    its data and the data's digest. The checks are UploadArtifact's; a larger
+    object must be streamed. Executors save step logs and small outputs this way.
     """
     DownloadArtifact: _aio.UnaryStreamMultiCallable[_artifacts_pb2.DownloadArtifactRequest, _artifacts_pb2.DownloadArtifactResponse]  # type: ignore[assignment]
     """Downloads one object: its info first, then data chunks."""
@@ -118,6 +128,17 @@ class ArtifactServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_artifacts_pb2.UploadArtifactResponse, _abc.Awaitable[_artifacts_pb2.UploadArtifactResponse]]:
         """Uploads one object: a header, data chunks, then a trailer with the digest.
         The object becomes visible only when the digest matches.
+        """
+
+    @_abc_1.abstractmethod
+    def PutArtifact(
+        self,
+        request: _artifacts_pb2.PutArtifactRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_artifacts_pb2.PutArtifactResponse, _abc.Awaitable[_artifacts_pb2.PutArtifactResponse]]:
+        """Uploads one small object (at most 1 MiB) in a single message: its header,
+        its data and the data's digest. The checks are UploadArtifact's; a larger
+        object must be streamed. Executors save step logs and small outputs this way.
         """
 
     @_abc_1.abstractmethod
