@@ -74,17 +74,26 @@ class ExitEvent:
 class LaunchFields(Protocol):
     """What a launch line is made of (a runtime's LaunchSpec)."""
 
-    workflow: str
-    workflow_uid: str
-    node_id: str
-    pod_name: str
-    attempt: int
-    token: str
-    deadline_seconds: float | None
-    traceparent: str
-    template: dict[str, Any]
-    artifact_repository: str
-
+    @property
+    def workflow(self) -> str: ...
+    @property
+    def workflow_uid(self) -> str: ...
+    @property
+    def node_id(self) -> str: ...
+    @property
+    def pod_name(self) -> str: ...
+    @property
+    def attempt(self) -> int: ...
+    @property
+    def token(self) -> str: ...
+    @property
+    def deadline_seconds(self) -> float | None: ...
+    @property
+    def traceparent(self) -> str: ...
+    @property
+    def template(self) -> dict[str, Any]: ...
+    @property
+    def artifact_repository(self) -> str: ...
     @property
     def services(self) -> ServiceAddresses: ...
 

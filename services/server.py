@@ -158,6 +158,7 @@ async def start_stack(config: ServerConfig, which: Sequence[str] = (ALL,)) -> St
     conn = open_database(config.database)
     started: list[ServiceApp] = []
     server: RunningServer | None = None
+    own = ""
     try:
         tokens = StepTokens(load_or_create_secret(config.token_secret_file))
         apps = {name: BUILDERS[name](config, conn, tokens) for name in names}

@@ -32,4 +32,4 @@ class GrpcStepCompleter:
             response = await self._stub.CompleteStep(request, timeout=self._timeout)
         except grpc.aio.AioRpcError as exc:
             raise error_from_rpc(exc) from None
-        return response.accepted
+        return bool(response.accepted)
