@@ -35,10 +35,10 @@ import yaml
 
 from treadle.auth import StepTokens
 from treadle.errors import InvalidSpec, NotFound
+from treadle.secrets import SecretFiles
 
 from .keys import KeyFormat
 from .repository import ArtifactRepository
-from .secrets import SecretFiles
 from .stores import ArtifactStore, open_store
 
 _ARGO_IGNORED = {"archiveLogs"}  # logs are always archived

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from treadle.errors import FailedPrecondition, InvalidSpec
-from treadle.services.artifacts.secrets import SecretFiles, redact
+from treadle.secrets import SecretFiles, redact
 from treadle.services.artifacts.sources import describe_source, import_kind, redact_url
 from treadle.spec.convert import template_from_dict
 from treadle.workflow.v1 import workflow_pb2

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from treadle.secrets import SecretFiles
 from treadle.services.scheduler.runtimes.docker_files import ContainerLayout, output_paths, pack_staged, staged_paths
 from treadle.services.scheduler.runtimes.docker_plan import (
     SCRIPT_PATH,
@@ -18,7 +19,6 @@ from treadle.services.scheduler.runtimes.docker_plan import (
     volume_name,
 )
 from treadle.services.scheduler.runtimes.quantities import QuantityError, memory_bytes, nano_cpus
-from treadle.services.scheduler.runtimes.secrets import SecretFiles
 from treadle.spec.convert import template_from_dict
 from treadle.workflow.v1 import workflow_pb2
 

@@ -22,9 +22,9 @@ from urllib.parse import urlsplit
 
 from treadle.archive import resolve_inside
 from treadle.errors import FailedPrecondition, InvalidSpec, NotFound, PermissionDenied, Unavailable
+from treadle.secrets import SecretFiles, redact
 from treadle.workflow.v1 import workflow_pb2
 
-from ..secrets import SecretFiles, redact
 from .describe import redact_url
 
 _SCHEMES = ("https", "http", "git", "file")

@@ -24,10 +24,10 @@ from typing import IO
 from urllib.parse import urlsplit
 
 from treadle.errors import DataLoss, FailedPrecondition, InvalidSpec, NotFound, PermissionDenied, Unavailable
+from treadle.secrets import SecretFiles
 from treadle.workflow.v1 import workflow_pb2
 
 from .._threads import blocking
-from ..secrets import SecretFiles
 from ..stores.base import CHUNK_BYTES, ObjectInfo, ObjectReader
 from .describe import redact_url
 

@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from treadle.errors import InvalidSpec
+from treadle.secrets import SecretFiles
 from treadle.workflow.v1 import workflow_pb2
 
 from .._threads import blocking
-from ..secrets import SecretFiles
 from ..stores.base import ArtifactStore, ObjectReader
 from ..stores.s3 import S3Store
 from ..stores.s3_config import S3Config, S3Credentials, open_s3_store

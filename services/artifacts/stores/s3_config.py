@@ -41,8 +41,8 @@ from minio.credentials.providers import (
 )
 
 from treadle.errors import InvalidSpec
+from treadle.secrets import SecretFiles, read_env, read_secret_file
 
-from ..secrets import SecretFiles, read_env, read_secret_file
 from .s3 import DEFAULT_PART_BYTES, S3Store
 
 AWS_ENDPOINT = "s3.amazonaws.com"

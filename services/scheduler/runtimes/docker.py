@@ -30,6 +30,7 @@ from pathlib import Path
 from treadle.executor.layout import workflow_dir
 from treadle.executor.rpc import ServiceChannels
 from treadle.executor.step import StepOutcome
+from treadle.secrets import SecretFiles
 from treadle.services.scheduler.runtimes.base import DaemonCallback, ExitCallback, LaunchSpec, StepDaemoned, StepExit
 from treadle.services.scheduler.runtimes.docker_engine import DockerEngine, EngineError, NameConflict
 from treadle.services.scheduler.runtimes.docker_images import ImagePuller
@@ -41,7 +42,6 @@ from treadle.services.scheduler.runtimes.docker_plan import (
     workflow_labels,
 )
 from treadle.services.scheduler.runtimes.docker_pod import DockerPod, PodSettings
-from treadle.services.scheduler.runtimes.secrets import SecretFiles
 
 log = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from treadle.errors import TreadleError
+from treadle.secrets import SecretFiles
 from treadle.services.scheduler.runtimes.docker_engine import ContainerConfig, Mount
 from treadle.services.scheduler.runtimes.quantities import QuantityError, memory_bytes, nano_cpus, parse_quantity
-from treadle.services.scheduler.runtimes.secrets import SecretError, SecretFiles
 from treadle.workflow.v1 import workflow_pb2
 
 # Labels on every container, network and volume the runtime creates: `docker ps -a --filter label=treadle.workflow=W`.
@@ -161,8 +161,8 @@ class _Planner:
             if not ref.name or not ref.key:
                 raise PlanError(f"{field}.valueFrom: only secretKeyRef with a name and a key is supported")
             try:
-                value = self._secrets.read(ref.name, ref.key)
-            except SecretError as exc:
+                value = self._secrets.read_exact(ref.name, ref.key, field=f"{field}.valueFrom.secretKeyRef")
+            except TreadleError as exc:
                 raise PlanError(f"{field} ({variable.name}): {exc}") from None
             if value is None:
                 if ref.optional:

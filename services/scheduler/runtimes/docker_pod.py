@@ -34,6 +34,7 @@ from treadle.executor.step import StepOutcome, error_report, send_report
 from treadle.executor.tracing import in_node_span, step_span
 from treadle.executor.wait import run_wait
 from treadle.outputs.v1 import outputs_pb2
+from treadle.secrets import SecretFiles
 from treadle.services.scheduler.runtimes.base import LaunchSpec, StepDaemoned
 from treadle.services.scheduler.runtimes.docker_engine import ContainerConfig, DockerEngine, EngineError
 from treadle.services.scheduler.runtimes.docker_files import (
@@ -46,7 +47,6 @@ from treadle.services.scheduler.runtimes.docker_files import (
 from treadle.services.scheduler.runtimes.docker_images import ContainerMaker, ImagePuller
 from treadle.services.scheduler.runtimes.docker_plan import LABEL_CONTAINER, PodIdentity, PodPlan, plan_pod
 from treadle.services.scheduler.runtimes.docker_wait import MainEnd, MainWaiter, explain, memory_limit
-from treadle.services.scheduler.runtimes.secrets import SecretFiles
 from treadle.telemetry import names
 from treadle.workflow.v1 import workflow_pb2
 

@@ -17,7 +17,7 @@ from artifacts_s3 import ACCESS_KEY, SECRET_KEY, S3Server
 from minio import Minio
 
 from treadle.errors import DataLoss, FailedPrecondition, InvalidSpec, NotFound, Unavailable
-from treadle.services.artifacts.secrets import SecretFiles
+from treadle.secrets import SecretFiles
 from treadle.services.artifacts.stores import open_store
 from treadle.services.artifacts.stores.s3 import S3Store
 from treadle.services.artifacts.stores.s3_config import (
