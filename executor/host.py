@@ -164,7 +164,14 @@ async def serve(steps_dir: Path, sandbox: str) -> None:
 
 
 async def _read_requests(requests: asyncio.StreamReader, host: ExecutorHost) -> None:
-    while line := await requests.readline():
+    while True:
+        try:
+            line = await requests.readline()
+        except ValueError as exc:  # longer than MAX_REQUEST_BYTES: dropped, and the host goes on
+            log.error("ignoring a request longer than %d bytes: %s", MAX_REQUEST_BYTES, exc)
+            continue
+        if not line:
+            break
         if not line.strip():
             continue
         try:

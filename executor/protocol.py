@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 from treadle.config import ServiceAddresses
+from treadle.errors import InvalidSpec
 from treadle.executor.launch import StepLaunch
 from treadle.scheduler.v1 import scheduler_pb2
 from treadle.spec.convert import template_from_dict
@@ -98,27 +99,27 @@ class LaunchFields(Protocol):
     def services(self) -> ServiceAddresses: ...
 
 
-def launch_line(spec: LaunchFields) -> bytes:
-    """A launch request, with the step's context."""
+def launch_line(spec: LaunchFields, *, with_context: bool = True) -> bytes:
+    """A launch request, with the step's context unless with_context is False."""
     services = spec.services
-    return _line(
-        {
-            "op": "launch",
-            "workflow": spec.workflow,
-            "node_id": spec.node_id,
-            "attempt": spec.attempt,
-            "token": spec.token,
-            "services": {"scheduler": services.scheduler, "artifacts": services.artifacts, "outputs": services.outputs},
-            "deadline_seconds": spec.deadline_seconds,
-            "traceparent": spec.traceparent,
-            "context": {
-                "workflow_uid": spec.workflow_uid,
-                "pod_name": spec.pod_name,
-                "artifact_repository": spec.artifact_repository,
-                "template": spec.template,
-            },
+    message: dict[str, Any] = {
+        "op": "launch",
+        "workflow": spec.workflow,
+        "node_id": spec.node_id,
+        "attempt": spec.attempt,
+        "token": spec.token,
+        "services": {"scheduler": services.scheduler, "artifacts": services.artifacts, "outputs": services.outputs},
+        "deadline_seconds": spec.deadline_seconds,
+        "traceparent": spec.traceparent,
+    }
+    if with_context:
+        message["context"] = {
+            "workflow_uid": spec.workflow_uid,
+            "pod_name": spec.pod_name,
+            "artifact_repository": spec.artifact_repository,
+            "template": spec.template,
         }
-    )
+    return _line(message)
 
 
 def cancel_line(workflow: str, node_id: str, attempt: int, reason: str) -> bytes:
@@ -161,24 +162,26 @@ def _launch_from(message: dict[str, Any]) -> StepLaunch:
 
 
 def _context_from(message: dict[str, Any]) -> dict[str, Any] | None:
+    """The delivered context, checked only when the step starts: a bad one fails that step, not the request."""
     context = message.get("context")
     if context is None:
         return None
-    if not isinstance(context, dict) or not isinstance(context.get("template"), dict):
-        raise ValueError("context must be an object with a template object")
-    return context
+    return context if isinstance(context, dict) else {"template": context}
 
 
 def delivered_context(launch: StepLaunch) -> scheduler_pb2.GetStepContextResponse:
     """The context a launch brought, as GetStepContext would have answered. Raises InvalidSpec for a bad template."""
     context = launch.context or {}
+    template = context.get("template")
+    if not isinstance(template, dict):
+        raise InvalidSpec("the launch's context has no template object", field="context.template")
     return scheduler_pb2.GetStepContextResponse(
         workflow=launch.workflow,
         workflow_uid=str(context.get("workflow_uid") or ""),
         node_id=launch.node_id,
         pod_name=str(context.get("pod_name") or ""),
         attempt=launch.attempt,
-        template=template_from_dict(context.get("template") or {}),
+        template=template_from_dict(template),
         artifact_repository=str(context.get("artifact_repository") or ""),
     )
 

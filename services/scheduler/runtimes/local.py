@@ -35,6 +35,8 @@ DEFAULT_MAX_RUNNING = int(os.environ.get("TREADLE_MAX_RUNNING_STEPS", "32"))
 # How long a finished workflow's last executor may take to exit before it is stopped.
 CLEANUP_GRACE_SECONDS = 2.0
 _EVENT_LINE_LIMIT = 1024 * 1024
+# Launch lines up to this size carry the step's context; a larger one is sent without it.
+MAX_CONTEXT_LINE_BYTES = 1024 * 1024
 
 
 class _Host:
@@ -119,7 +121,11 @@ class LocalRuntime:
             raise
         host.running.add(key)
         self._attempts[key] = host
-        await host.send(launch_line(spec))
+        line = launch_line(spec)
+        if len(line) > MAX_CONTEXT_LINE_BYTES:
+            # A template swollen by large substituted values: the executor fetches it with GetStepContext.
+            line = launch_line(spec, with_context=False)
+        await host.send(line)
 
     async def cancel(self, workflow: str, node_id: str, attempt: int, reason: str) -> None:
         if self._waiting.pop((workflow, node_id, attempt), None) is not None:
