@@ -8,6 +8,7 @@ yields one chunk at a time and grpc.aio's flow control holds the next back.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -28,6 +29,8 @@ from .importer import MAX_IMPORT_SECONDS, Importer
 from .keys import ArtifactTarget
 from .repository import ArtifactRepository, UploadPart, UploadTrailer
 from .stores.base import CHUNK_BYTES, ObjectInfo
+
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 SERVICE_NAME: str = artifacts_pb2.DESCRIPTOR.services_by_name["ArtifactService"].full_name
 
@@ -66,8 +69,8 @@ class ArtifactServicer(artifacts_pb2_grpc.ArtifactServiceServicer):
     ) -> artifacts_pb2.PutArtifactResponse:
         if len(request.data) > CHUNK_BYTES:
             raise InvalidSpec(f"holds {len(request.data)} bytes; PutArtifact takes at most {CHUNK_BYTES}", field="data")
-        if not request.sha256:
-            raise InvalidSpec("the data's hex SHA-256 is required", field="sha256")
+        if not _SHA256_HEX.fullmatch(request.sha256.lower()):
+            raise InvalidSpec("must be the data's hex SHA-256", field="sha256")
         h = request.header
         repository = self._catalog.get(h.repository)
         target = ArtifactTarget(h.workflow, h.pod_name, h.artifact_name, h.suffix)

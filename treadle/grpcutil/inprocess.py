@@ -91,23 +91,31 @@ class _UnaryCall:
 
     async def __call__(self, request: Any, *, timeout: float | None = None, metadata: Metadata = ()) -> Any:
         loop = asyncio.get_running_loop()
-        context = InProcessContext(metadata, None if timeout is None else loop.time() + timeout)
+        deadline = None if timeout is None else loop.time() + timeout
+        context = InProcessContext(metadata, deadline)
         attributes = {names.RPC_SYSTEM: "inprocess", names.RPC_SERVICE: self._full_name.rsplit("/", 1)[0]}
         attributes[names.RPC_METHOD] = self._method
         with _tracer.start_as_current_span(self._full_name, kind=trace.SpanKind.INTERNAL, attributes=attributes):
+            limit = asyncio.timeout_at(deadline)
             try:
-                return await asyncio.wait_for(self._handler(request, context), timeout)
+                async with limit:
+                    return await self._handler(request, context)
             except InProcessAbort as aborted:
                 raise aborted.error from None
-            except TimeoutError:
-                # As error_from_rpc names a DEADLINE_EXCEEDED call.
-                raise errors.Unavailable(f"deadline_exceeded: {self._full_name} took over {timeout:g} s") from None
             except errors.TreadleError:
                 raise
+            except TimeoutError:
+                if limit.expired():
+                    # As error_from_rpc names a DEADLINE_EXCEEDED call.
+                    raise errors.Unavailable(f"deadline_exceeded: {self._full_name} took over {timeout:g} s") from None
+                raise self._unexpected(TimeoutError) from None
             except Exception as exc:
-                # A bug in the servicer: over gRPC the caller would get UNKNOWN, never the traceback.
-                log.exception("in-process call %s failed", self._full_name)
-                raise errors.TreadleError(f"UNKNOWN: {self._full_name} failed: {type(exc).__name__}") from None
+                raise self._unexpected(type(exc)) from None
+
+    def _unexpected(self, kind: type[BaseException]) -> errors.TreadleError:
+        """A bug in the servicer: over gRPC the caller would get UNKNOWN, never the traceback."""
+        log.exception("in-process call %s failed", self._full_name)
+        return errors.TreadleError(f"UNKNOWN: {self._full_name} failed: {kind.__name__}")
 
 
 # Servicers hosted by this process, by (the address its server is reached at, full service name).
