@@ -66,6 +66,9 @@ spec:
       container: {image: busybox, command: [echo, quick]}
 """
 
+# opentelemetry.proto Span.SpanKind.
+SPAN_KIND_INTERNAL = 1
+SPAN_KIND_SERVER = 2
 POD_PHASES = {"queue", "launch", "executor.init", "executor.main", "executor.wait", "outputs.report"}
 
 
@@ -177,14 +180,31 @@ def test_a_dag_run_is_one_trace_with_every_phase_in_place(tmp_path: Path) -> Non
         # Each phase starts no earlier than the node.
         assert all(s.start_ns >= node.start_ns for s in tree.children(node))
         # The executor's calls nest under its phases, the services' calls under theirs.
-        init = tree.child(node, "executor.init")
-        tree.child(init, "treadle.scheduler.v1.SchedulerService/GetStepContext")
         report = tree.child(node, "outputs.report")
         reported = tree.child(report, "treadle.outputs.v1.OutputService/ReportStepOutputs")
-        tree.child(reported, "treadle.scheduler.v1.SchedulerService/CompleteStep")
+        assert reported.kind == SPAN_KIND_SERVER and reported.attributes["rpc.system"] == "grpc"
+        # OutputService hands the report to the co-hosted scheduler in-process: an INTERNAL span named like
+        # the RPC, inside the ReportStepOutputs call.
+        completed = tree.child(reported, "treadle.scheduler.v1.SchedulerService/CompleteStep")
+        assert completed.kind == SPAN_KIND_INTERNAL
+        assert completed.service == "treadle"
+        assert completed.attributes["rpc.system"] == "inprocess"
+        assert completed.attributes["rpc.service"] == "treadle.scheduler.v1.SchedulerService"
+        assert completed.attributes["rpc.method"] == "CompleteStep"
+        assert reported.start_ns <= completed.start_ns <= completed.end_ns <= reported.end_ns
+        assert tree.children(completed) == []
+        # A log of at most 1 MiB is saved with one PutArtifact call, not a stream.
         wait = tree.child(node, "executor.wait")
         log_upload = tree.child(wait, "artifact.upload main-logs")
-        tree.child(log_upload, "treadle.artifacts.v1.ArtifactService/UploadArtifact")
+        put = tree.child(log_upload, "treadle.artifacts.v1.ArtifactService/PutArtifact")
+        assert put.kind == SPAN_KIND_SERVER and put.attributes["rpc.grpc.status_code"] == 0
+        assert [s.name for s in tree.children(log_upload)] == ["treadle.artifacts.v1.ArtifactService/PutArtifact"]
+
+    # The local runtime delivers each step's context with its launch: no executor asks the scheduler for it.
+    assert tree.all("treadle.scheduler.v1.SchedulerService/GetStepContext") == []
+    for task in ("make", "last"):
+        assert tree.children(tree.child(tree.one(f"node {task}"), "executor.init")) == []
+    assert len(tree.all("treadle.scheduler.v1.SchedulerService/CompleteStep", **{"rpc.system": "inprocess"})) == 3
 
     # Phases in order: queue, launch, init, main, wait, report.
     make = tree.one("node make")
@@ -202,6 +222,7 @@ def test_a_dag_run_is_one_trace_with_every_phase_in_place(tmp_path: Path) -> Non
     make_wait = tree.child(make, "executor.wait")
     upload = tree.child(make_wait, "artifact.upload data")
     assert upload.attributes["treadle.artifact.size_bytes"] > 0
+    tree.child(upload, "treadle.artifacts.v1.ArtifactService/PutArtifact")
     tree.child(make_wait, "parameter answer")
     use_init = tree.child(tree.one("node use"), "executor.init")
     download = tree.child(use_init, "artifact.download data")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import io
 import os
 import subprocess
@@ -106,6 +107,8 @@ class Services:
     scheduler: FakeScheduler
     outputs: FakeOutputs
     store: MemoryStore
+    # The Argo-shaped templates registered with step(), as a runtime that delivers the context sends them.
+    templates: dict[Key, dict[str, Any]] = field(default_factory=dict)
     _node_ids: int = field(default=0)
 
     def step(
@@ -120,9 +123,9 @@ class Services:
         """Register an Argo-shaped template as a new step and return its launch."""
         self._node_ids += 1
         node_id = f"node-{self._node_ids}"
-        self.scheduler.templates[(workflow, node_id, attempt)] = json_format.ParseDict(
-            {"name": "t", **template}, workflow_pb2.Template()
-        )
+        argo = {"name": "t", **template}
+        self.templates[(workflow, node_id, attempt)] = argo
+        self.scheduler.templates[(workflow, node_id, attempt)] = json_format.ParseDict(argo, workflow_pb2.Template())
         return StepLaunch(
             workflow=workflow,
             node_id=node_id,
@@ -516,6 +519,66 @@ def test_one_shot_entry_runs_and_reports_a_step(tmp_path: Path) -> None:
         assert process.returncode == 0, stderr.decode()
         succeeded(StepOutcome(reported=True), services.report(launch))
         assert services.report(launch).outputs.result == "one-shot"
+
+    run(tmp_path, body)
+
+
+# ----------------------------------------------------------------------------- a context delivered with the launch
+
+
+def delivered(services: Services, launch: StepLaunch, **context: Any) -> StepLaunch:
+    """The launch as the local runtime sends it: with the step's context, so init skips GetStepContext."""
+    fields = {"workflow_uid": "uid-9", "pod_name": "delivered-pod", "template": services.templates[launch.key]}
+    return dataclasses.replace(launch, context={**fields, **context})
+
+
+def test_a_delivered_context_is_used_and_the_scheduler_is_not_asked(tmp_path: Path) -> None:
+    async def body(services: Services, runner: StepRunner) -> None:
+        launch = delivered(services, services.step(sh("echo from-the-launch")))
+        outcome = await runner.run(launch)
+        report = services.report(launch)
+        succeeded(outcome, report)
+        assert report.outputs.result == "from-the-launch"
+        assert services.scheduler.calls == []
+        assert report.log.key == "wf/delivered-pod/main-logs.log"  # the delivered pod name, not the scheduler's
+
+    run(tmp_path, body)
+
+
+def test_a_delivered_artifact_repository_is_the_one_uploads_go_to(tmp_path: Path) -> None:
+    async def body(services: Services, runner: StepRunner) -> None:
+        launch = delivered(services, services.step(sh("echo hi")), artifact_repository="elsewhere")
+        outcome = await runner.run(launch)
+        report = services.report(launch)
+        assert outcome.reported
+        assert report.phase == Phase.NODE_PHASE_ERROR
+        assert report.message == "saving the log failed: artifact repository 'elsewhere' not found"
+
+    run(tmp_path, body)
+
+
+@pytest.mark.parametrize(
+    ("template", "problem"),
+    [
+        ({"name": "t"}, "template 't' has neither a container nor a script to run"),
+        (
+            {"name": "t", "container": {"image": "x", "command": "echo"}},
+            "container.command: expected a list, got a string",
+        ),
+    ],
+)
+def test_an_invalid_delivered_template_ends_in_an_error_report(
+    tmp_path: Path, template: dict[str, Any], problem: str
+) -> None:
+    async def body(services: Services, runner: StepRunner) -> None:
+        launch = delivered(services, services.step(sh("echo never")), template=template)
+        outcome = await asyncio.wait_for(runner.run(launch), 10)
+        report = services.report(launch)
+        assert outcome.reported, outcome.message
+        assert report.phase == Phase.NODE_PHASE_ERROR
+        assert report.message.endswith(problem), report.message
+        assert not report.outputs.HasField("result")
+        assert services.scheduler.calls == []
 
     run(tmp_path, body)
 
