@@ -10,6 +10,7 @@ import grpc
 
 from treadle.artifacts.v1 import artifacts_pb2, artifacts_pb2_grpc
 from treadle.errors import DataLoss
+from treadle.grpcutil import inprocess
 from treadle.grpcutil.channels import DEFAULT_TIMEOUT
 from treadle.grpcutil.status import error_from_rpc
 from treadle.outputs.v1 import outputs_pb2, outputs_pb2_grpc
@@ -28,12 +29,22 @@ DOWNLOAD_TIMEOUT = 300.0
 # One FollowStepLog call; a follower resumes with a new call (from the next line) when it runs out.
 FOLLOW_TIMEOUT = 300.0
 LATEST_ATTEMPT = -1
+SCHEDULER_SERVICE = scheduler_pb2.DESCRIPTOR.services_by_name["SchedulerService"].full_name
+# The hand-off goes straight to the scheduler's servicer when this process hosts it (treadle.grpcutil.inprocess).
+IN_PROCESS_METHODS = frozenset({"StartWorkflow"})
 
 
 class GrpcScheduler:
-    def __init__(self, channel: grpc.aio.Channel, timeout: float = DEFAULT_TIMEOUT) -> None:
-        self._stub = scheduler_pb2_grpc.SchedulerServiceStub(channel)
+    def __init__(self, channel: grpc.aio.Channel, address: str = "", timeout: float = DEFAULT_TIMEOUT) -> None:
+        remote = scheduler_pb2_grpc.SchedulerServiceStub(channel)
+        stub: scheduler_pb2_grpc.SchedulerServiceAsyncStub = inprocess.stub(
+            address, SCHEDULER_SERVICE, remote, IN_PROCESS_METHODS
+        )
+        self._stub = stub
         self._timeout = timeout
+        # The scheduler runs in this process, on the same database: what it commits during the hand-off
+        # lands in the same write-ahead log after admission's insert, so its sync covers that insert.
+        self.co_hosted = self._stub is not remote
 
     async def start_workflow(self, workflow: workflow_pb2.Workflow) -> None:
         try:

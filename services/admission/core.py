@@ -24,6 +24,7 @@ from treadle.services.admission.submission import (
     new_record,
     normalize,
     pending_status,
+    remember_spec,
     to_workflow,
 )
 from treadle.services.admission.templates import resolve_templates
@@ -69,14 +70,26 @@ class Admission:
     # ------------------------------------------------------------------ submit and lint
 
     async def submit(self, submission: Submission) -> workflow_pb2.Workflow:
+        """Store, hand off, and answer once the record is durable.
+
+        The record's commit and the hand-off's skip their own fsync (group commit,
+        treadle.store.durability): one fdatasync, shared with the submissions in flight
+        meanwhile, makes the record durable before the call returns. The handed-off marks
+        of the submissions in flight share one transaction.
+        """
+        group = self.repository.group
         if submission.request_id:
             earlier = self.repository.find_by_request_id(submission.request_id)
             if earlier is not None:
+                await group.sync()  # stored by a call that may still be waiting for its sync
                 return _as_admitted(earlier)
         normalized = await self._normalize(submission)
-        record = self._store(normalized, submission.request_id)
+        with group.deferred():
+            record = self._store(normalized, submission.request_id)
+        stored = group.written
         if not record.handed_off:
-            await self._try_hand_off(record)
+            await self._try_hand_off(record, stored)
+        await group.sync(stored)
         return _as_admitted(record)
 
     async def _normalize(self, submission: Submission) -> dict[str, Any]:
@@ -117,27 +130,40 @@ class Admission:
 
     def _store(self, normalized: dict[str, Any], request_id: str) -> WorkflowRecord:
         generated = not (normalized.get("metadata") or {}).get("name")
-        for _ in range(GENERATED_NAME_TRIES - 1):
+        for attempt in range(GENERATED_NAME_TRIES):
+            record = new_record(normalized, request_id=request_id)
             try:
-                return self.repository.insert(new_record(normalized, request_id=request_id))
+                stored = self.repository.insert(record)
             except AlreadyExists:
-                if not generated:
+                if not generated or attempt == GENERATED_NAME_TRIES - 1:
                     raise
-        return self.repository.insert(new_record(normalized, request_id=request_id))
+                continue
+            if stored is record:
+                remember_spec(record)  # validated just now (an earlier record with the request_id is not)
+            return stored
+        raise AssertionError("unreachable")
 
     # ------------------------------------------------------------------ hand-off
 
-    async def _try_hand_off(self, record: WorkflowRecord) -> None:
+    async def _try_hand_off(self, record: WorkflowRecord, stored: int | None = None) -> None:
         try:
-            await self.hand_off(record)
+            await self.hand_off(record, stored)
         except TreadleError as exc:
             log.warning("workflow %s is stored; its hand-off to the scheduler will be retried: %s", record.name, exc)
             self.hand_off_needed.set()
 
-    async def hand_off(self, record: WorkflowRecord) -> None:
-        """Give a stored workflow to the scheduler and mark it handed off."""
+    async def hand_off(self, record: WorkflowRecord, stored: int | None = None) -> None:
+        """Give a stored workflow to the scheduler and mark it handed off.
+
+        stored: the group-commit ticket of the record's insert (None: everything written so far).
+        A scheduler elsewhere must never hold a workflow whose record a power loss could take
+        back, so the record is made durable first; a co-hosted one commits into the same log
+        after the record, and syncs before it answers.
+        """
+        if not getattr(self.peers.scheduler, "co_hosted", False):
+            await self.repository.group.sync(stored)
         await self.peers.scheduler.start_workflow(to_workflow(record))
-        if not self.repository.mark_handed_off(record.name, record.uid):
+        if not await self.repository.mark_handed_off_batched(record.name, record.uid):
             # Deleted while the scheduler was starting it: undo the start, unless the name was taken again since.
             if not self.repository.exists(record.name):
                 log.info("workflow %s was deleted during its hand-off; stopping it", record.name)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from treadle.errors import AlreadyExists, NotFound
-from treadle.store.sqlite import migrate
+from treadle.store.sqlite import group_commit, migrate
 
 SCHEMA = [
     """
@@ -77,37 +77,42 @@ class WorkflowRecord:
 
 
 class AdmissionRepository:
-    """Workflow records. Calls are synchronous: the connection is shared by the services of one process."""
+    """Workflow records. Calls are synchronous: the connection is shared by the services of one process.
+
+    insert and mark_handed_off commit in `group.write()`: inside `group.deferring()` they skip their
+    fsync, and the caller makes them durable with `await group.sync()` (treadle.store.durability).
+    mark_handed_off_batched shares one deferred transaction with the other marks of the same turn
+    of the event loop.
+    """
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
+        self.group = group_commit(conn)
         migrate(conn, "admission", SCHEMA)
 
     def insert(self, record: WorkflowRecord) -> WorkflowRecord:
         """Store a new record; return the stored one.
 
-        A record created earlier with the same request_id wins over this one.
+        A record created earlier with the same request_id wins over this one (the request_id
+        column is unique, so the insert fails and the earlier record is read back).
         """
-        if record.request_id:
-            earlier = self.find_by_request_id(record.request_id)
-            if earlier is not None:
-                return earlier
         try:
-            self._conn.execute(
-                f"INSERT INTO admission_workflows({_COLUMNS}) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    record.name,
-                    record.uid,
-                    record.namespace,
-                    record.generate_name,
-                    json.dumps(record.labels, sort_keys=True),
-                    json.dumps(record.annotations, sort_keys=True),
-                    record.created_at_ns,
-                    json.dumps(record.spec, sort_keys=True),
-                    record.request_id or None,
-                    int(record.handed_off),
-                ),
-            )
+            with self.group.write():
+                self._conn.execute(
+                    f"INSERT INTO admission_workflows({_COLUMNS}) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        record.name,
+                        record.uid,
+                        record.namespace,
+                        record.generate_name,
+                        json.dumps(record.labels, sort_keys=True),
+                        json.dumps(record.annotations, sort_keys=True),
+                        record.created_at_ns,
+                        json.dumps(record.spec, sort_keys=True),
+                        record.request_id or None,
+                        int(record.handed_off),
+                    ),
+                )
         except sqlite3.IntegrityError:
             earlier = self.find_by_request_id(record.request_id) if record.request_id else None
             if earlier is not None:
@@ -155,11 +160,20 @@ class AdmissionRepository:
         ).fetchall()
         return [_record(row) for row in rows]
 
+    async def mark_handed_off_batched(self, name: str, uid: str) -> bool:
+        """mark_handed_off, in one transaction with the other marks of this turn of the event loop.
+
+        Its commit is deferred (treadle.store.durability): a mark lost to a power failure only
+        makes the reconciler hand the workflow off again, which the scheduler takes as done.
+        """
+        return await self.group.batched(lambda: self.mark_handed_off(name, uid))
+
     def mark_handed_off(self, name: str, uid: str) -> bool:
         """False when the record is gone (or was replaced by another with that name)."""
-        cursor = self._conn.execute(
-            "UPDATE admission_workflows SET handed_off = 1 WHERE name = ? AND uid = ?", (name, uid)
-        )
+        with self.group.write():
+            cursor = self._conn.execute(
+                "UPDATE admission_workflows SET handed_off = 1 WHERE name = ? AND uid = ?", (name, uid)
+            )
         return cursor.rowcount == 1
 
     def delete(self, name: str, request_id: str = "") -> bool:

@@ -33,7 +33,7 @@ class AdmissionApp:
     async def start(self, addresses: ServiceAddresses) -> None:
         peers = Peers.not_connected()
         if addresses.scheduler:
-            peers.scheduler = GrpcScheduler(self._channel(addresses.scheduler))
+            peers.scheduler = GrpcScheduler(self._channel(addresses.scheduler), addresses.scheduler)
         if addresses.outputs:
             peers.outputs = GrpcOutputs(self._channel(addresses.outputs))
         if addresses.artifacts:

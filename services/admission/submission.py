@@ -15,7 +15,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from treadle.errors import FieldViolation, InvalidSpec
 from treadle.services.admission.repository import WorkflowRecord
-from treadle.spec.convert import spec_from_dict, workflow_to_dict
+from treadle.spec.convert import spec_from_checked_dict, spec_from_dict, workflow_to_dict
 from treadle.spec.manifest import load_manifest
 from treadle.spec.validate import validate_workflow
 from treadle.workflow.v1 import workflow_pb2
@@ -25,6 +25,8 @@ DEFAULT_NAMESPACE = "default"
 ADMITTED_VERSION = 0
 GENERATED_SUFFIX_LENGTH = 5
 _SUFFIX_ALPHABET = string.ascii_lowercase + string.digits
+_ALPHABET_SIZE = len(_SUFFIX_ALPHABET)
+_UNBIASED = 256 - 256 % _ALPHABET_SIZE
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,13 @@ def new_record(workflow: dict[str, Any], *, request_id: str = "") -> WorkflowRec
 
 
 def generated_name(prefix: str) -> str:
-    return prefix + "".join(secrets.choice(_SUFFIX_ALPHABET) for _ in range(GENERATED_SUFFIX_LENGTH))
+    """prefix and GENERATED_SUFFIX_LENGTH random characters of _SUFFIX_ALPHABET, uniformly drawn."""
+    suffix = ""
+    while len(suffix) < GENERATED_SUFFIX_LENGTH:
+        # One read of the system's randomness for the whole suffix; bytes past the largest multiple
+        # of the alphabet's size are dropped so that every character stays equally likely.
+        suffix += "".join(_SUFFIX_ALPHABET[b % _ALPHABET_SIZE] for b in secrets.token_bytes(8) if b < _UNBIASED)
+    return prefix + suffix[:GENERATED_SUFFIX_LENGTH]
 
 
 def to_workflow(
@@ -122,6 +130,14 @@ def _spec_message(record: WorkflowRecord) -> workflow_pb2.WorkflowSpec:
     else:
         _SPEC_CACHE.move_to_end(record.uid)
     return cached
+
+
+def remember_spec(record: WorkflowRecord) -> None:
+    """Cache the message of a spec validate_workflow has just checked: it needs no second check."""
+    if record.uid and record.uid not in _SPEC_CACHE:
+        _SPEC_CACHE[record.uid] = spec_from_checked_dict(record.spec)
+        if len(_SPEC_CACHE) > _SPEC_CACHE_SIZE:
+            _SPEC_CACHE.popitem(last=False)
 
 
 def pending_status() -> workflow_pb2.WorkflowStatus:

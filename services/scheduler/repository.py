@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from treadle.services.scheduler.engine.model import Node, WorkflowState
 from treadle.services.scheduler.large_values import without_inline_values
-from treadle.store.sqlite import migrate
+from treadle.store.sqlite import group_commit, migrate
 
 SCHEMA = [
     """CREATE TABLE scheduler_workflows (
@@ -56,9 +57,24 @@ class StoredRun:
 
 
 class SchedulerRepository:
+    """Run state. save() commits in `group.write()`: a caller inside `group.deferring()` skips its
+    fsync and makes it durable with `await group.sync()` (treadle.store.durability)."""
+
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
+        self.group = group_commit(conn)
         migrate(conn, "scheduler", SCHEMA)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One transaction around several writes (synchronous code only: the connection is shared)."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
 
     def insert(self, run: StoredRun) -> bool:
         """Store a new run; False when a run with that name exists already."""
@@ -71,7 +87,7 @@ class SchedulerRepository:
                 run.namespace,
                 run.created_at,
                 json.dumps(run.spec),
-                _dump(run.state.to_record()),
+                _dump_state(_state_fields(run.state), run.state),
                 json.dumps(run.metadata),
             ),
         )
@@ -79,25 +95,23 @@ class SchedulerRepository:
 
     def save(self, state: WorkflowState, nodes: Iterable[Node], deleted: Iterable[str] = ()) -> int:
         """Persist the run state and changed nodes in one transaction; return the new resource version."""
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            self.conn.executemany(
-                "DELETE FROM scheduler_nodes WHERE workflow = ? AND node_id = ?", [(state.name, i) for i in deleted]
-            )
-            self.conn.executemany(
-                "INSERT INTO scheduler_nodes(workflow, node_id, record) VALUES (?, ?, ?) "
-                "ON CONFLICT(workflow, node_id) DO UPDATE SET record = excluded.record",
-                [(state.name, n.id, _dump(_node_record(n))) for n in nodes],
-            )
+        deletions = [(state.name, i) for i in deleted]
+        upserts = [(state.name, n.id, _dump(_node_record(n))) for n in nodes]
+        state_record = _dump_state(_state_record(state), state)
+        with self.group.write(), self.transaction():
+            if deletions:
+                self.conn.executemany("DELETE FROM scheduler_nodes WHERE workflow = ? AND node_id = ?", deletions)
+            if upserts:
+                self.conn.executemany(
+                    "INSERT INTO scheduler_nodes(workflow, node_id, record) VALUES (?, ?, ?) "
+                    "ON CONFLICT(workflow, node_id) DO UPDATE SET record = excluded.record",
+                    upserts,
+                )
             row = self.conn.execute(
                 "UPDATE scheduler_workflows SET state = ?, done = ?, resource_version = resource_version + 1 "
                 "WHERE name = ? RETURNING resource_version",
-                (_dump(_state_record(state)), int(state.done), state.name),
+                (state_record, int(state.done), state.name),
             ).fetchone()
-            self.conn.execute("COMMIT")
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
         return int(row[0]) if row else 0
 
     def load(self, name: str) -> StoredRun | None:
@@ -158,9 +172,26 @@ def _node_record(node: Node) -> dict[str, Any]:
 
 
 def _state_record(state: WorkflowState) -> dict[str, Any]:
-    record = state.to_record()
+    record = _state_fields(state)
     record["outputs"] = without_inline_values(record["outputs"])
     return record
+
+
+_STATE_FIELDS = tuple(f.name for f in fields(WorkflowState))
+
+
+def _state_fields(state: WorkflowState) -> dict[str, Any]:
+    """What state.to_record() holds, for dumping at once: its fields as they are, not deep-copied."""
+    return {name: getattr(state, name) for name in _STATE_FIELDS}
+
+
+def _dump_state(record: dict[str, Any], state: WorkflowState) -> str:
+    try:
+        return _dump(record)
+    except TypeError:  # a value json cannot take as it is (to_record turns nested dataclasses into dicts)
+        full = state.to_record()
+        full["outputs"] = record["outputs"]
+        return _dump(full)
 
 
 def _run(row: tuple[Any, ...]) -> StoredRun:

@@ -117,17 +117,29 @@ class Scheduler:
         spec: dict[str, Any],
         metadata: dict[str, Any] | None = None,
     ) -> bool:
+        """Admit a workflow (idempotent per uid); False when it was admitted before.
+
+        Durable before it returns: the run, its trace and its first save skip their own fsync
+        and share one with the calls in flight meanwhile (group commit, treadle.store.durability).
+        """
         state = WorkflowState(name=name, uid=uid)
         stored = StoredRun(name, uid, namespace or "default", created_at, spec, state, 1, metadata or {})
-        if not self.repo.insert(stored):
-            existing = self.repo.load(name)
-            if existing is not None and existing.uid != uid:
-                raise FailedPrecondition(f"workflow {name!r} exists with another uid", subject=f"workflows/{name}")
-            return False
-        self.telemetry.admitted(name, created_at)
-        run = self._load(stored)
-        await self._commit(run, run.engine.start())
-        return True
+        group = self.repo.group
+        with group.deferring():
+            with group.write(), self.repo.transaction():
+                inserted = self.repo.insert(stored)
+                if inserted:
+                    self.telemetry.admitted(name, created_at)
+            if inserted:
+                run = self._load(stored)
+                await self._commit(run, run.engine.start())
+            else:
+                existing = self.repo.load(name)
+                if existing is not None and existing.uid != uid:
+                    raise FailedPrecondition(f"workflow {name!r} exists with another uid", subject=f"workflows/{name}")
+        # Also when it was admitted before: that call may still be waiting for its sync.
+        await group.sync()
+        return inserted
 
     async def complete_step(
         self, workflow: str, node_id: str, attempt: int, phase: str, outputs: dict[str, Any], message: str

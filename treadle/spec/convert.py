@@ -42,6 +42,9 @@ def check_fields(doc: dict[str, Any]) -> dict[str, Any]:
 def workflow_from_dict(doc: dict[str, Any]) -> workflow_pb2.Workflow:
     """Build a Workflow message from an Argo-shaped dict (a parsed manifest)."""
     wire = check_fields(doc)
+    fast = _build_fast(wire)
+    if fast is not None:
+        return fast
     msg = workflow_pb2.Workflow()
     try:
         json_format.ParseDict(wire, msg)
@@ -50,22 +53,136 @@ def workflow_from_dict(doc: dict[str, Any]) -> workflow_pb2.Workflow:
     return msg
 
 
+# json_format.ParseDict walks the dict in Python, field by field, and is most of what converting a
+# spec costs. The common shapes (strings, booleans, whole numbers, string lists and maps, nested
+# messages) build the same message much faster by handing the message constructor nested keyword
+# dicts. Anything else (well-known types, enums, floats, maps of messages, numbers given as text,
+# nulls in lists, a field given twice) goes to ParseDict, with its checks and its errors.
+_B_STRING, _B_BOOL, _B_INT, _B_STRINGS, _B_STRING_MAP, _B_MESSAGE, _B_MESSAGES, _B_OTHER = range(8)
+_BuildPlan = dict[str, tuple[str, int, Any]]
+_BUILD_PLANS: dict[Descriptor, _BuildPlan] = {}
+_INTEGERS = {
+    FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_UINT32, FieldDescriptor.TYPE_UINT64,
+    FieldDescriptor.TYPE_SINT32, FieldDescriptor.TYPE_SINT64,
+}  # fmt: skip
+
+
+class _Unusual(Exception):
+    """A value the fast paths leave to json_format (ParseDict, MessageToDict)."""
+
+
+def _build_fast(wire: dict[str, Any]) -> workflow_pb2.Workflow | None:
+    try:
+        return workflow_pb2.Workflow(**_kwargs(wire, workflow_pb2.Workflow.DESCRIPTOR))
+    except (_Unusual, ValueError, TypeError):
+        return None
+
+
+def _build_plan(desc: Descriptor) -> _BuildPlan:
+    plan = _BUILD_PLANS.get(desc)
+    if plan is None:
+        plan = {}
+        for f in desc.fields:
+            kind, sub = _B_OTHER, None
+            if f.message_type is not None:
+                entry = f.message_type
+                if entry.GetOptions().map_entry:
+                    key, value = entry.fields_by_name["key"], entry.fields_by_name["value"]
+                    if key.type == value.type == FieldDescriptor.TYPE_STRING:
+                        kind = _B_STRING_MAP
+                elif not entry.full_name.startswith("google.protobuf."):
+                    kind, sub = (_B_MESSAGES if f.is_repeated else _B_MESSAGE), entry
+            elif f.type == FieldDescriptor.TYPE_STRING:
+                kind = _B_STRINGS if f.is_repeated else _B_STRING
+            elif not f.is_repeated and f.type == FieldDescriptor.TYPE_BOOL:
+                kind = _B_BOOL
+            elif not f.is_repeated and f.type in _INTEGERS:
+                kind = _B_INT
+            plan[f.json_name] = plan[f.name] = (f.name, kind, sub)
+        _BUILD_PLANS[desc] = plan
+    return plan
+
+
+def _plain(kind: int, vtype: type, value: Any) -> bool:
+    """A value the constructor takes as it is, exactly as ParseDict would read it."""
+    if kind == _B_BOOL:
+        return vtype is bool
+    if kind == _B_INT:
+        return vtype is int
+    if kind == _B_STRINGS:
+        return vtype is list and all(type(item) is str for item in value)
+    if kind == _B_STRING_MAP:
+        return vtype is dict and all(type(k) is type(v) is str for k, v in value.items())
+    return False
+
+
+def _kwargs(node: Any, desc: Descriptor) -> dict[str, Any]:
+    """The constructor's keyword arguments for a message given as a (checked, wire-shaped) dict."""
+    if type(node) is not dict:
+        raise _Unusual
+    plan = _build_plan(desc)
+    out: dict[str, Any] = {}
+    seen: set[str] = set()
+    for key, value in node.items():
+        entry = plan.get(key)
+        if entry is None:
+            raise _Unusual
+        name, kind, sub = entry
+        if name in seen:
+            raise _Unusual
+        seen.add(name)
+        if value is None:
+            if kind == _B_OTHER:
+                raise _Unusual  # a google.protobuf.Value field takes null as a value
+            continue  # ParseDict leaves the field unset
+        vtype = type(value)
+        if kind == _B_STRING and vtype is str:
+            out[name] = value
+        elif kind == _B_MESSAGE:
+            out[name] = _kwargs(value, sub)
+        elif kind == _B_MESSAGES and vtype is list:
+            out[name] = [_kwargs(item, sub) for item in value]
+        elif _plain(kind, vtype, value):
+            out[name] = value
+        else:
+            raise _Unusual
+    return out
+
+
 def workflow_to_dict(msg: workflow_pb2.Workflow) -> dict[str, Any]:
     """The Argo-shaped dict of a Workflow message (status included when set)."""
-    out = json_format.MessageToDict(msg)
-    for tmpl in out.get("spec", {}).get("templates", []):
-        if "steps" in tmpl:
-            tmpl["steps"] = [group.get("steps", []) for group in tmpl["steps"]]
+    try:
+        out = _message_dict(msg)
+    except _Unusual:
+        out = json_format.MessageToDict(msg)
+    _steps_as_lists(out.get("spec", {}))
     return out
 
 
 def spec_to_dict(spec: workflow_pb2.WorkflowSpec) -> dict[str, Any]:
-    out: dict[str, Any] = workflow_to_dict(workflow_pb2.Workflow(spec=spec)).get("spec", {})
+    try:
+        out = _message_dict(spec)
+    except _Unusual:
+        out = json_format.MessageToDict(spec)
+    _steps_as_lists(out)
     return out
+
+
+def _steps_as_lists(spec: dict[str, Any]) -> None:
+    """The manifest's shape of steps groups: a list of lists (the wire has messages holding lists)."""
+    for tmpl in spec.get("templates", []):
+        if "steps" in tmpl:
+            tmpl["steps"] = [group.get("steps", []) for group in tmpl["steps"]]
 
 
 def spec_from_dict(spec: dict[str, Any]) -> workflow_pb2.WorkflowSpec:
     return workflow_from_dict({"spec": spec}).spec
+
+
+def spec_from_checked_dict(spec: dict[str, Any]) -> workflow_pb2.WorkflowSpec:
+    """spec_from_dict for a spec validate_workflow has just returned, whose fields it checked already."""
+    fast = _build_fast(_to_wire_shape({"spec": spec}))
+    return fast.spec if fast is not None else spec_from_dict(spec)
 
 
 def template_from_dict(tmpl: dict[str, Any]) -> workflow_pb2.Template:
@@ -109,39 +226,62 @@ def _scalar_text(v: bool | int | float) -> str:
     return str(v)
 
 
+# How _check_fields treats a field: a scalar (checked by _scalar_problem), a field it does not look into
+# (maps, well-known types), or a message (repeated or not) it descends into.
+_SCALAR, _OPAQUE, _MESSAGE, _REPEATED_MESSAGE = range(4)
+# A singular string field given a string: valid, and by far the most common case.
+_PLAIN_STRING = -1
+# The field, how it is checked, and the message type of a message field.
+_FieldPlan = tuple[FieldDescriptor, int, Any]
+_PLANS: dict[Descriptor, dict[str, _FieldPlan]] = {}
+
+
+def _plan(desc: Descriptor) -> dict[str, _FieldPlan]:
+    """Each field of desc by JSON and proto name, with how it is checked (computed once per message type)."""
+    plan = _PLANS.get(desc)
+    if plan is None:
+        plan = {}
+        for f in desc.fields:
+            if f.message_type is None:
+                plain = f.type == FieldDescriptor.TYPE_STRING and not f.is_repeated
+                kind = _PLAIN_STRING if plain else _SCALAR
+            elif f.message_type.GetOptions().map_entry or f.message_type.full_name.startswith("google.protobuf."):
+                kind = _OPAQUE
+            else:
+                kind = _REPEATED_MESSAGE if f.is_repeated else _MESSAGE
+            plan[f.json_name] = plan[f.name] = (f, kind, f.message_type)
+        _PLANS[desc] = plan
+    return plan
+
+
 def _check_fields(node: Any, desc: Descriptor, path: str, out: list[FieldViolation]) -> None:
     if not isinstance(node, dict):
         out.append(FieldViolation(path or "manifest", f"expected a mapping, got {_kind(node)}"))
         return
-    by_name: dict[str, FieldDescriptor] = {}
-    for f in desc.fields:
-        by_name[f.json_name] = f
-        by_name[f.name] = f
+    plan = _plan(desc)
     for key, value in node.items():
-        sub = f"{path}.{key}" if path else key
-        field = by_name.get(key)
-        if field is None:
-            out.append(FieldViolation(sub, "field is not supported by treadle"))
+        entry = plan.get(key)
+        if entry is None:
+            out.append(FieldViolation(f"{path}.{key}" if path else key, "field is not supported by treadle"))
             continue
         if value is None:
             continue
-        if field.message_type is None:
+        field, kind, message_type = entry
+        if kind == _PLAIN_STRING and type(value) is str:
+            continue
+        if kind <= _SCALAR:
             problem = _scalar_problem(field, value)
             if problem:
-                out.append(FieldViolation(sub, problem))
-            continue
-        if field.message_type.GetOptions().map_entry:
-            continue
-        if field.message_type.full_name.startswith("google.protobuf."):
-            continue
-        if field.is_repeated:
+                out.append(FieldViolation(f"{path}.{key}" if path else key, problem))
+        elif kind == _MESSAGE:
+            _check_fields(value, message_type, f"{path}.{key}" if path else key, out)
+        elif kind == _REPEATED_MESSAGE:
+            sub = f"{path}.{key}" if path else key
             if not isinstance(value, list):
                 out.append(FieldViolation(sub, f"expected a list, got {_kind(value)}"))
                 continue
             for i, item in enumerate(value):
-                _check_fields(item, field.message_type, f"{sub}[{i}]", out)
-        else:
-            _check_fields(value, field.message_type, sub, out)
+                _check_fields(item, message_type, f"{sub}[{i}]", out)
 
 
 _INTEGER_TYPES = {
@@ -167,3 +307,65 @@ def _scalar_problem(field: FieldDescriptor, value: Any) -> str:
 def _kind(value: Any) -> str:
     names: dict[type, str] = {dict: "a mapping", list: "a list", str: "a string"}
     return names.get(type(value), type(value).__name__)
+
+
+# json_format.MessageToDict, for messages made of strings, booleans, whole numbers, enums, maps and
+# nested messages: the same dict (JSON names, 64-bit numbers as text, enum names, only fields set).
+# Floats, bytes and well-known types are left to MessageToDict.
+_D_PLAIN, _D_TEXT, _D_ENUM, _D_MESSAGE, _D_MAP, _D_OTHER = range(6)
+_TEXT_INTEGERS = {
+    FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_UINT64, FieldDescriptor.TYPE_SINT64,
+    FieldDescriptor.TYPE_FIXED64, FieldDescriptor.TYPE_SFIXED64,
+}  # fmt: skip
+_PLAIN_TYPES = {
+    FieldDescriptor.TYPE_STRING, FieldDescriptor.TYPE_BOOL, FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_UINT32,
+    FieldDescriptor.TYPE_SINT32, FieldDescriptor.TYPE_FIXED32, FieldDescriptor.TYPE_SFIXED32,
+}  # fmt: skip
+_DICT_PLANS: dict[FieldDescriptor, tuple[int, Any]] = {}
+
+
+def _dict_plan(field: FieldDescriptor) -> tuple[int, Any]:
+    plan = _DICT_PLANS.get(field)
+    if plan is None:
+        kind: int = _D_OTHER
+        extra: Any = None
+        if field.message_type is not None:
+            entry = field.message_type
+            if entry.GetOptions().map_entry:
+                key, value = entry.fields_by_name["key"], entry.fields_by_name["value"]
+                if key.type == FieldDescriptor.TYPE_STRING and value.type == FieldDescriptor.TYPE_STRING:
+                    kind = _D_MAP
+            elif not entry.full_name.startswith("google.protobuf."):
+                kind = _D_MESSAGE
+        elif field.type in _PLAIN_TYPES:
+            kind = _D_PLAIN
+        elif field.type in _TEXT_INTEGERS:
+            kind = _D_TEXT
+        elif field.type == FieldDescriptor.TYPE_ENUM and field.enum_type is not None:
+            kind, extra = _D_ENUM, field.enum_type.values_by_number
+        plan = _DICT_PLANS[field] = (kind, extra)
+    return plan
+
+
+def _message_dict(msg: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for field, value in msg.ListFields():
+        kind, extra = _dict_plan(field)
+        repeated = field.is_repeated
+        if kind == _D_PLAIN:
+            out[field.json_name] = list(value) if repeated else value
+        elif kind == _D_MESSAGE:
+            out[field.json_name] = [_message_dict(item) for item in value] if repeated else _message_dict(value)
+        elif kind == _D_MAP:
+            out[field.json_name] = dict(value)
+        elif kind == _D_TEXT:
+            out[field.json_name] = [str(item) for item in value] if repeated else str(value)
+        elif kind == _D_ENUM:
+            values = [extra.get(item) for item in value] if repeated else [extra.get(value)]
+            if any(v is None for v in values):
+                raise _Unusual  # a number the enum does not name
+            names = [v.name for v in values]
+            out[field.json_name] = names if repeated else names[0]
+        else:
+            raise _Unusual
+    return out

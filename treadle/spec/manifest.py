@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 import yaml
@@ -23,6 +25,10 @@ def load_manifest(text: str, *, source: str = "manifest", kinds: tuple[str, ...]
     """
     if not text.strip():
         raise InvalidSpec(FieldViolation(source, "manifest is empty"))
+    fast = _json_document(text)
+    if fast is not None:
+        check_kind(fast, kinds)
+        return fast
     try:
         docs = [d for d in yaml.load_all(text, Loader=SAFE_LOADER) if d is not None]
     except yaml.MarkedYAMLError as exc:
@@ -53,3 +59,56 @@ def check_kind(doc: dict[str, Any], kinds: tuple[str, ...] = WORKFLOW_KINDS) -> 
         raise InvalidSpec(FieldViolation("kind", f"kind is required; expected {' or '.join(kinds)}"))
     if kind not in kinds:
         raise InvalidSpec(FieldViolation("kind", f"unknown kind {kind!r}; expected {' or '.join(kinds)}"))
+
+
+# JSON is YAML, and a JSON manifest parses ~30 times faster with the json module. _json_document takes
+# that path only for text whose YAML reading is the very same document; anything else goes to YAML.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_SURROGATE = re.compile(r"\\u[dD][89abAB]")
+# A key whose ":" is on a later line (in JSON a quote, then a line break, then ":" ends a key).
+_COLON_ON_NEXT_LINE = re.compile(r'"\s*[\r\n]\s*:')
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"(\s*:)?')
+# libyaml gives up on a mapping key whose ":" is further than this from the key's start.
+_MAX_KEY_SPAN = 1024
+
+
+class _NotTheSame(Exception):
+    """The JSON reading of a value would differ from the YAML one."""
+
+
+def _json_document(text: str) -> dict[str, Any] | None:
+    """text parsed as JSON when YAML (PyYAML's safe loader) would read the same mapping from it; else None.
+
+    Where the two readings could differ, the answer is None: text that is not ASCII (YAML folds
+    some line breaks JSON keeps, and refuses some characters JSON takes), control characters,
+    escaped surrogates, numbers YAML 1.1 reads as strings (1e5, 1.5e3) or not at all (NaN), a key
+    whose ":" is on a later line or over 1024 characters away, and anything json refuses.
+    """
+    if not text.lstrip(" \r\n").startswith("{") or not text.isascii() or _CONTROL.search(text):
+        return None
+    if "\\u" in text and _SURROGATE.search(text):
+        return None
+    if _COLON_ON_NEXT_LINE.search(text):
+        return None
+    if len(text) > _MAX_KEY_SPAN and max(map(len, text.splitlines())) > _MAX_KEY_SPAN:
+        # Long lines (compact JSON): measure every key.
+        for token in _STRING.finditer(text):
+            if token.group(1) and token.end() - token.start() > _MAX_KEY_SPAN:
+                return None
+    try:
+        doc = json.loads(text, parse_float=_yaml_float, parse_constant=_not_yaml)
+    except (ValueError, RecursionError, _NotTheSame):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def _yaml_float(literal: str) -> float:
+    """A JSON number with a fraction or exponent, if YAML 1.1 reads it as a float: a "." and a signed exponent."""
+    exponent = max(literal.find("e"), literal.find("E"))
+    if "." not in literal or (exponent >= 0 and literal[exponent + 1] not in "+-"):
+        raise _NotTheSame(literal)
+    return float(literal)
+
+
+def _not_yaml(literal: str) -> Any:
+    raise _NotTheSame(literal)  # NaN, Infinity: plain strings in YAML

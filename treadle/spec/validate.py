@@ -15,6 +15,7 @@ from treadle.errors import FieldViolation, InvalidSpec
 from treadle.spec.convert import check_fields, workflow_from_dict
 from treadle.spec.lint import Linter
 from treadle.spec.normalize import normalize_spec
+from treadle.spec.tree import deep_copy
 
 NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 MAX_NAME = 253
@@ -29,7 +30,7 @@ def validate_workflow(
 ) -> dict[str, Any]:
     """Check a parsed Workflow manifest; return it normalised, with overrides applied."""
     check_fields(doc)
-    wf = copy.deepcopy({k: v for k, v in doc.items() if k != "status"})
+    wf = deep_copy({k: v for k, v in doc.items() if k != "status"})
     meta = wf.get("metadata") or {}
     wf["metadata"] = meta
     spec = wf.get("spec")

@@ -1,12 +1,32 @@
-"""Opening treadle's SQLite database: WAL, synchronous=FULL, one schema per service."""
+"""Opening treadle's SQLite database: WAL, synchronous=FULL, one schema per service.
+
+Every commit is durable (fsynced) before it returns, unless the caller defers its sync with
+the connection's group commit (treadle.store.durability): then the caller must
+`await group.sync()` before it acknowledges anything that commit stored.
+"""
 
 from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
 
+from treadle.store.durability import GroupCommit, group_commit
 
-def open_database(path: Path | str) -> sqlite3.Connection:
+__all__ = ["Connection", "GroupCommit", "group_commit", "migrate", "open_database"]
+
+
+class Connection(sqlite3.Connection):
+    """A sqlite3.Connection that carries its group commit (open_database makes these)."""
+
+    group: GroupCommit | None = None
+
+    def close(self) -> None:
+        if self.group is not None:
+            self.group.close()
+        super().close()
+
+
+def open_database(path: Path | str) -> Connection:
     """A connection tuned for durable, concurrent use by one process.
 
     isolation_level=None leaves transactions to the caller (BEGIN/COMMIT),
@@ -14,12 +34,22 @@ def open_database(path: Path | str) -> sqlite3.Connection:
     """
     if str(path) != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30.0)
-    conn.execute("PRAGMA journal_mode=WAL")
+    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30.0, factory=Connection)
+    assert isinstance(conn, Connection)
+    journal = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA foreign_keys=ON")
     conn.execute("PRAGMA busy_timeout=30000")
+    conn.group = GroupCommit(conn, _wal_path(conn) if str(journal).lower() == "wal" else None)
     return conn
+
+
+def _wal_path(conn: sqlite3.Connection) -> str | None:
+    """The -wal file beside the main database file (SQLite reports its full path); None in memory."""
+    for _, name, file in conn.execute("PRAGMA database_list").fetchall():
+        if name == "main":
+            return f"{file}-wal" if file else None
+    return None
 
 
 def migrate(conn: sqlite3.Connection, owner: str, statements: list[str]) -> None:
