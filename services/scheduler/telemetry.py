@@ -80,10 +80,15 @@ class _Watched:
     # Nodes counted as started, and node id -> finished_at of the span emitted for it.
     started: set[str] = field(default_factory=set)
     emitted: dict[str, float] = field(default_factory=dict)
-    # Attempts launched whose executor has not fetched its context yet: (node id, attempt).
-    awaiting_start: set[tuple[str, int]] = field(default_factory=set)
+    # Attempts launched whose executor has not fetched its context yet: node id -> attempts. Keyed by
+    # node so that a finished node drops its own entries without a scan of every launched step.
+    awaiting_start: dict[str, set[int]] = field(default_factory=dict)
     phase: str = NodePhase.PENDING
     queued: int = 0
+
+    @property
+    def awaiting(self) -> int:
+        return sum(len(attempts) for attempts in self.awaiting_start.values())
 
 
 _live: weakref.WeakSet[SchedulerTelemetry] = weakref.WeakSet()
@@ -99,7 +104,7 @@ def _observe_workflows(options: CallbackOptions) -> Iterator[Observation]:
 
 
 def _observe_queue(options: CallbackOptions) -> Iterator[Observation]:
-    yield Observation(sum(w.queued + len(w.awaiting_start) for t in list(_live) for w in t.watched()))
+    yield Observation(sum(w.queued + w.awaiting for t in list(_live) for w in t.watched()))
 
 
 metrics.meter().create_observable_gauge(
@@ -201,7 +206,9 @@ class SchedulerTelemetry:
             metrics.step_duration().record(
                 max(0.0, finished - (node.started_at or finished)), {names.PHASE: node.phase}
             )
-            watched.awaiting_start = {key for key in watched.awaiting_start if key[0] != node.id}
+            watched.awaiting_start.pop(node.id, None)
+        if not tracing_enabled():
+            return  # emit_span would drop it: spare building its ids and attributes for every node
         attributes: dict[str, str | int] = {
             names.WORKFLOW_NAME: state.name,
             names.WORKFLOW_UID: state.uid,
@@ -254,7 +261,7 @@ class SchedulerTelemetry:
         if watched is None:
             yield
             return
-        watched.awaiting_start.add((spec.node_id, spec.attempt))
+        watched.awaiting_start.setdefault(spec.node_id, set()).add(spec.attempt)
         parent = watched.trace.node(spec.node_id)
         with attached(context_with_parent(parent)):
             if not tracing_enabled():
@@ -286,9 +293,12 @@ class SchedulerTelemetry:
     def step_started(self, workflow: str, node_id: str, attempt: int) -> None:
         """The attempt's executor fetched its context: record how long it took from ready to here."""
         watched = self._watched.get(workflow)
-        if watched is None or (node_id, attempt) not in watched.awaiting_start:
+        attempts = watched.awaiting_start.get(node_id) if watched is not None else None
+        if watched is None or attempts is None or attempt not in attempts:
             return
-        watched.awaiting_start.discard((node_id, attempt))
+        attempts.discard(attempt)
+        if not attempts:
+            del watched.awaiting_start[node_id]
         ready = watched.ready_at.get(node_id)
         if ready is not None:
             metrics.scheduling_latency().record(max(0.0, self._clock() - ready))

@@ -7,7 +7,7 @@ from typing import Any
 from treadle.errors import TreadleError
 from treadle.services.scheduler.engine.core import KIND_TO_TYPE, EngineBase
 from treadle.services.scheduler.engine.items import LoopError, item_label, item_names, parse_param_list, sequence
-from treadle.services.scheduler.engine.model import FULFILLED_OK, Node, NodePhase, NodeType, node_id_for
+from treadle.services.scheduler.engine.model import FULFILLED_OK, Node, NodePhase, NodeType
 from treadle.services.scheduler.engine.resolve import Scope
 from treadle.spec.durations import parse_duration
 from treadle.spec.scope import template_kind
@@ -121,12 +121,12 @@ class CallsMixin(EngineBase):
 
     def _reuse(self, name: str, parent: str) -> bool:
         """After a workflow retry, a node that already succeeded is kept as it is instead of running again."""
-        existing = self.nodes.get(node_id_for(self.state.name, name))
+        existing = self._node_named(name)
         if existing is None or existing.phase not in FULFILLED_OK:
             return False
         parent_node = self.nodes.get(parent) if parent else None
-        if parent_node is not None and existing.id not in parent_node.children:
-            parent_node.children.append(existing.id)
+        if parent_node is not None and not self._has_child(parent_node, existing.id):
+            self._add_child(parent_node, existing.id)
             self.nodes.put(parent_node)
         self._finished.append(existing.id)
         return True

@@ -178,11 +178,6 @@ class ControlMixin(EngineBase):
             return nodes
         return [n for n in nodes if selector in (n.id, n.name, n.display_name)]
 
-    def _node_id(self, name: str) -> str:
-        from treadle.services.scheduler.engine.model import node_id_for
-
-        return node_id_for(self.state.name, name)
-
     def _supplied_outputs(self, node: Node, parameters: dict[str, str]) -> list[dict[str, Any]]:
         current = {p["name"]: p["value"] for p in node.outputs.get("parameters") or []}
         current.update(parameters)

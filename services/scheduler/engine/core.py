@@ -18,6 +18,7 @@ from treadle.services.scheduler.engine.model import (
     NodeType,
     Timer,
     WorkflowState,
+    alternative_node_id,
     node_id_for,
 )
 from treadle.services.scheduler.engine.nodes import Locks, MemoCache, NodeTable
@@ -65,6 +66,13 @@ class EngineBase:
         self._finished: deque[str] = deque()
         self._out = Decisions()
         self._released = False
+        # Node id -> its children as a set, beside the list, for parents that `_reuse` adds kept
+        # nodes to (after a workflow retry): a membership test per reused child would otherwise
+        # scan the list, O(n²) for a loop of n. Built on first use; every append keeps it current.
+        self._child_sets: dict[str, set[str]] = {}
+        # The parents of the pods in state.queued, or more (None: not known, after a restart). Lets
+        # `_start_queued` stop once every one of them is blocked by a full ancestor.
+        self._queue_parents: set[str] | None = None
 
     # -- provided by the parts ----------------------------------------------------
 
@@ -130,12 +138,48 @@ class EngineBase:
 
     # -- nodes ----------------------------------------------------------------
 
+    def _node_id(self, name: str) -> str:
+        """The id for the node called name: its Argo id, unless a node of another name has that one.
+
+        Then (a 32-bit hash collision) the first free alternative, remembered in the state so that
+        every later lookup, after a restart too, finds it (`_node_named`).
+        """
+        known = self.state.node_ids.get(name)
+        if known is not None:
+            return known
+        node_id = node_id_for(self.state.name, name)
+        tries = 0
+        while (holder := self.nodes.get(node_id)) is not None and holder.name != name:
+            tries += 1
+            node_id = alternative_node_id(self.state.name, name, tries)
+        if tries:
+            self.state.node_ids[name] = node_id
+        return node_id
+
+    def _node_named(self, name: str) -> Node | None:
+        """The node called name, if it exists."""
+        node = self.nodes.get(self.state.node_ids.get(name) or node_id_for(self.state.name, name))
+        return node if node is not None and node.name == name else None
+
+    def _has_child(self, parent: Node, child_id: str) -> bool:
+        members = self._child_sets.get(parent.id)
+        # The set holds at least the list's ids (appends go to both), so equal sizes mean equal contents.
+        if members is None or len(members) != len(parent.children):
+            members = self._child_sets[parent.id] = set(parent.children)
+        return child_id in members
+
+    def _add_child(self, parent: Node, child_id: str) -> None:
+        parent.children.append(child_id)
+        members = self._child_sets.get(parent.id)
+        if members is not None:
+            members.add(child_id)
+
     def _new_node(
         self, name: str, display: str, type_: str, template_name: str, *, boundary: str, parent: str,
         phase: str = NodePhase.PENDING, message: str = "", progress: dict[str, Any] | None = None,
     ) -> Node:  # fmt: skip
         node = Node(
-            id=node_id_for(self.state.name, name),
+            id=self._node_id(name),
             name=name,
             display_name=display,
             type=type_,
@@ -152,7 +196,7 @@ class EngineBase:
         if parent:
             parent_node = self.nodes.get(parent)
             if parent_node is not None:
-                parent_node.children.append(node.id)
+                self._add_child(parent_node, node.id)
                 self.nodes.put(parent_node)
                 for flag in INHERITED:
                     if parent_node.progress.get(flag):
@@ -237,6 +281,8 @@ class EngineBase:
             return
         if not self._can_start(pod):
             self.state.queued.append(pod.id)
+            if self._queue_parents is not None:
+                self._queue_parents.add(pod.parent_id)
             return
         self._start_pod(pod)
 
@@ -281,17 +327,66 @@ class EngineBase:
         self._feed_starved()
 
     def _start_queued(self) -> None:
+        """Start the waiting pods that may start now, oldest first.
+
+        Runs after every finished pod, over a queue as long as the window, so it does not ask
+        `_can_start` of each. Starting pods only takes slots, so within a pass: once the workflow's
+        parallelism is used up nothing else can start; a limited ancestor found full stays full, and
+        the pods of a parent below it stay queued; and once the parents of every queued pod are
+        blocked so, the rest of the queue stays as it is. A finished pod then costs a few steps of
+        this loop, not one per waiting pod.
+        """
         waiting, self.state.queued = self.state.queued, []
-        for pod_id in waiting:
+        limit = int(self.spec.get("parallelism") or 0)
+        chains: dict[str, list[Node]] = {}
+        full: set[str] = set()
+        # Parents whose pods cannot start in this pass, and the parents of the pods that stay queued.
+        blocked: set[str] = set()
+        kept: set[str] = set()
+        parents = self._queue_parents
+        # Pods queued meanwhile (a hook's pods while shutting down) add their parents here.
+        added: set[str] = set()
+        self._queue_parents = added
+        for i, pod_id in enumerate(waiting):
             pod = self.nodes.get(pod_id)
             if pod is None or pod.done:
                 continue
             if self.state.shutdown:
                 self._launch(pod)
-            elif self._can_start(pod):
-                self._start_pod(pod)
-            else:
+                continue
+            if limit and self.state.pods_running >= limit:
+                # The rest wait as they are (a queued pod is never done: cancelling takes it out first).
+                self.state.queued.extend(waiting[i:])
+                self._queue_parents = None if parents is None else parents | added
+                return
+            if self.state.suspended and not pod.progress.get("inExit"):
                 self.state.queued.append(pod_id)
+                kept.add(pod.parent_id)
+                continue
+            chain = chains.get(pod.parent_id)
+            if chain is None:
+                chain = chains[pod.parent_id] = self._limited_ancestors(pod)
+            if chain and self._first_full(chain, full):
+                self.state.queued.append(pod_id)
+                kept.add(pod.parent_id)
+                blocked.add(pod.parent_id)
+                if parents is not None and len(blocked) == len(parents):  # blocked ⊆ parents: all are
+                    self.state.queued.extend(waiting[i + 1 :])
+                    self._queue_parents = parents | added
+                    return
+                continue
+            self._start_pod(pod)
+        self._queue_parents = kept | added
+
+    def _first_full(self, chain: list[Node], full: set[str]) -> bool:
+        """Whether a limited ancestor in chain has no slot left (recording it in full)."""
+        for limited in chain:
+            if limited.id in full:
+                return True
+            if limited.progress.get("activePods", 0) >= int(self.templates[limited.template_name]["parallelism"]):
+                full.add(limited.id)
+                return True
+        return False
 
     def _cancel_pods(self, pods: list[Node], message: str) -> None:
         """Kill running pods and fail them, and fail pods that were waiting."""

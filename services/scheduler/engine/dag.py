@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from treadle.services.scheduler.engine.core import EngineBase
-from treadle.services.scheduler.engine.model import Node, NodePhase, NodeType, node_id_for
+from treadle.services.scheduler.engine.model import Node, NodePhase, NodeType
 from treadle.services.scheduler.engine.resolve import Scope
 from treadle.spec import depends as dep
 
@@ -116,7 +116,7 @@ class DagMixin(EngineBase):
         self._mark_starved(dag, dag.progress["nextRoot"] < len(roots))
 
     def _task_node(self, dag: Node, task: str) -> Node | None:
-        return self.nodes.get(node_id_for(self.state.name, f"{dag.name}.{task}"))
+        return self._node_named(f"{dag.name}.{task}")
 
     def _dag_scope(self, dag: Node) -> Scope:
         index = self._dag_index(dag.template_name)
@@ -194,13 +194,13 @@ class DagMixin(EngineBase):
             if node is None or not _settled(node):
                 return None
             on = node.progress.get("continueOn") or {}
-            children = [c for c in (self.nodes.get(i) for i in node.children) if c is not None]
+            phases = [c.phase for c in (self.nodes.read(i) for i in node.children) if c is not None]
             outcomes[name] = dep.TaskOutcome(
                 phase=node.phase,
                 continue_on_failed=bool(on.get("failed")),
                 continue_on_error=bool(on.get("error")),
-                any_succeeded=any(c.phase == NodePhase.SUCCEEDED for c in children),
-                all_failed=bool(children) and all(c.phase == NodePhase.FAILED for c in children),
+                any_succeeded=NodePhase.SUCCEEDED in phases,
+                all_failed=bool(phases) and all(p == NodePhase.FAILED for p in phases),
                 daemoned=bool(node.progress.get("daemoned")),
             )
         return outcomes

@@ -45,6 +45,16 @@ def node_id_for(workflow: str, node_name: str) -> str:
     return workflow if node_name == workflow else f"{workflow}-{fnv32a(node_name)}"
 
 
+def alternative_node_id(workflow: str, node_name: str, tries: int) -> str:
+    """The id to try when node_id_for(...) is taken by a node of another name.
+
+    fnv32a has 32 bits: n names collide about n²/2³³ times, and FNV's structure makes it worse for
+    names alike (fan(6058:6058) and fan(6496:6496) collide under many workflow names). A 100,000-step
+    fan-out has several such pairs; without this the later node overwrote the earlier one.
+    """
+    return f"{workflow}-{fnv32a(f'{node_name}#{tries}')}"
+
+
 @dataclass
 class Node:
     id: str
@@ -82,14 +92,15 @@ class Node:
 
     def to_record(self) -> dict[str, Any]:
         """The stored form. Children are left out: they are the nodes whose parent_id is this node."""
-        return {name: getattr(self, name) for name in _RECORD_FIELDS}
+        return {name: getattr(self, name) for name in RECORD_FIELDS}
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> Node:
         return cls(**record)
 
 
-_RECORD_FIELDS = tuple(f.name for f in fields(Node) if f.name not in ("children", "rev"))
+# The fields of a node's stored record, in order.
+RECORD_FIELDS = tuple(f.name for f in fields(Node) if f.name not in ("children", "rev"))
 
 
 @dataclass
@@ -128,6 +139,8 @@ class WorkflowState:
     # After a workflow retry: the first attempt number a re-created pod node gets, so that
     # (node, attempt) never repeats and every report stays attributable.
     next_attempts: dict[str, int] = field(default_factory=dict)
+    # Node name -> id, for the rare nodes whose Argo id (node_id_for) another node had already.
+    node_ids: dict[str, str] = field(default_factory=dict)
 
     @property
     def done(self) -> bool:

@@ -144,7 +144,7 @@ class Scope:
         return render(evaluate(expression, env_from_flat(self.flat())), expression=expression)
 
 
-def aggregate(children: list[Node]) -> dict[str, Any]:
+def aggregate(children: Iterable[Node]) -> dict[str, Any]:
     """A loop's outputs: JSON lists of the succeeded children's results and parameters."""
     results: list[Any] = []
     per_param: dict[str, list[Any]] = {}

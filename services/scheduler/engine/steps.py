@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from treadle.services.scheduler.engine.core import EngineBase
-from treadle.services.scheduler.engine.model import Node, NodePhase, NodeType, node_id_for
+from treadle.services.scheduler.engine.model import Node, NodePhase, NodeType
 from treadle.services.scheduler.engine.resolve import Scope, aggregate
 
 
@@ -41,7 +41,7 @@ class StepsMixin(EngineBase):
 
         def sibling(name: str) -> Node | None:
             gi = index.get(name)
-            return None if gi is None else self.nodes.get(node_id_for(self.state.name, f"{steps.name}[{gi}].{name}"))
+            return None if gi is None else self._node_named(f"{steps.name}[{gi}].{name}")
 
         return Scope(self._global, steps.inputs, "steps", sibling, lambda: list(index), global_names=self._global_names)
 
@@ -62,8 +62,7 @@ class StepsMixin(EngineBase):
         if group.progress["pending"] > 0:
             return
         if group.type == NodeType.TASK_GROUP:
-            children = [n for n in (self.nodes.get(c) for c in group.children) if n is not None]
-            group.outputs = aggregate(children)
+            group.outputs = aggregate(n for n in (self.nodes.read(c) for c in group.children) if n is not None)
         failed = self.nodes.get(group.progress["failed"]) if group.progress["failed"] else None
         if failed is None:
             self._finish(group, NodePhase.SUCCEEDED)

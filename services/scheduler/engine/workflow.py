@@ -213,6 +213,8 @@ class WorkflowEngine(
                 subject=f"workflows/{self.state.name}",
             )
         self._deps_left.clear()
+        self._child_sets.clear()
+        self._queue_parents = None
         self._starved = None
         self._loop_items.clear()
         for node in list(self.nodes.all()):
