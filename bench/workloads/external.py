@@ -69,10 +69,10 @@ TRACING = Script(
     figures=(
         FigureSpec("off_ms_per_step", "chain, tracing off", "ms/step"),
         FigureSpec("on_ms_per_step", "chain, tracing on (OTLP/gRPC)", "ms/step"),
-        FigureSpec("overhead_percent", "tracing overhead, wall", "%", Target("<", 10.0, "< 10%")),
+        FigureSpec("overhead_percent", "rise in per-step overhead, wall", "%", Target("<", 10.0, "< 10%")),
         FigureSpec("cpu_off_ms_per_step", "CPU per step, tracing off", "ms/step"),
         FigureSpec("cpu_on_ms_per_step", "CPU per step, tracing on", "ms/step"),
-        FigureSpec("cpu_overhead_percent", "tracing overhead, CPU", "%"),
+        FigureSpec("cpu_overhead_percent", "rise in per-step overhead, CPU", "%"),
     ),
     full_timeout=900.0,
 )
