@@ -3,12 +3,15 @@
 py-spy (the bench extra) records every process of the server's tree in its raw
 (collapsed-stack) format; `summarize` turns that into the functions where the
 CPU went, per process, by own (self) and inclusive samples. Idle threads are not
-sampled, so the shares are of the time each process was busy.
+sampled, so the shares are of the time each process was busy. A thread blocked in
+a system call (fsync) still counts as busy; TREADLE_BENCH_PYSPY_ARGS="--gil"
+samples only the thread holding the GIL, which shows Python's own CPU.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import shutil
 import signal
@@ -40,6 +43,7 @@ class Recorder:
         self.output = output
         output.parent.mkdir(parents=True, exist_ok=True)
         command = [executable, "record", "--pid", str(pid), "--subprocesses", "--format", "raw", "--nolineno"]
+        command += os.environ.get("TREADLE_BENCH_PYSPY_ARGS", "").split()
         self._process = subprocess.Popen(
             [*command, "--output", str(output)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )

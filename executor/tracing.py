@@ -6,8 +6,8 @@
     ├─ executor.main                  process.exit.code
     ├─ executor.wait
     │  ├─ parameter <name>            one per output parameter read from a file
-    │  └─ artifact.upload <name>      one per output artifact, and one for main-logs
-    └─ outputs.report
+    │  └─ artifact.upload <name>      one per output artifact, and main-logs over 64 KiB
+    └─ outputs.report                 (a smaller log goes with the report; OutputService stores it)
 
 Every gRPC call made inside a span carries it as its traceparent (the channel's
 interceptor), so the services' server spans nest under these.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 
@@ -16,6 +17,7 @@ from treadle.executor.tracing import step_span
 from treadle.outputs.v1 import outputs_pb2
 from treadle.services.artifacts import step_io, values
 from treadle.services.artifacts.client import upload_file
+from treadle.services.outputs.log_store import INLINE_LOG_BYTES
 from treadle.telemetry import names
 from treadle.workflow.v1 import workflow_pb2
 
@@ -111,13 +113,28 @@ class _Uploader:
             return None
         return workflow_pb2.Artifact(name=artifact.name, stored=step_io.stored_artifact(info, packed.archive))
 
-    async def main_log(self) -> workflow_pb2.StoredArtifact | None:
+    async def main_log(self) -> workflow_pb2.StoredArtifact | artifacts_pb2.PutArtifactRequest | None:
+        """The stored log; or, when it is small, the log itself, for OutputService to store with the report."""
+        path = self._prepared.layout.log_file
         try:
-            info = await self.upload(LOG_ARTIFACT_NAME, self._prepared.layout.log_file, LOG_SUFFIX)
+            inline = _small_file(path, INLINE_LOG_BYTES)
+            if inline is not None:
+                header = step_io.output_header(self.step, workflow_pb2.Artifact(name=LOG_ARTIFACT_NAME), LOG_SUFFIX)
+                return artifacts_pb2.PutArtifactRequest(
+                    header=header, data=inline, sha256=hashlib.sha256(inline).hexdigest()
+                )
+            info = await self.upload(LOG_ARTIFACT_NAME, path, LOG_SUFFIX)
         except (TreadleError, OSError) as exc:
             self._errors.append(f"saving the log failed: {exc}")
             return None
         return step_io.stored_artifact(info, "none")
+
+
+def _small_file(path: os.PathLike[str], limit: int) -> bytes | None:
+    """The file's bytes when it holds at most limit of them, else None."""
+    with open(path, "rb") as f:
+        data = f.read(limit + 1)
+    return data if len(data) <= limit else None
 
 
 async def _spill_large_values(
@@ -191,6 +208,8 @@ async def run_wait(
         message=message,
         outputs=outputs,
     )
-    if log_artifact is not None:
+    if isinstance(log_artifact, artifacts_pb2.PutArtifactRequest):
+        report.log_upload.CopyFrom(log_artifact)
+    elif log_artifact is not None:
         report.log.CopyFrom(log_artifact)
     return report

@@ -8,6 +8,7 @@ from typing import Protocol
 from treadle.auth import StepTokens
 from treadle.errors import FieldViolation, InvalidSpec, NotFound, TreadleError, Unavailable
 from treadle.outputs.v1.outputs_pb2 import ReportStepOutputsRequest
+from treadle.services.outputs.log_store import INLINE_LOG_BYTES, LogStore, NoLogStore, store_inline_log
 from treadle.services.outputs.repository import LATEST_ATTEMPT, OutputRepository
 from treadle.workflow.v1 import workflow_pb2
 
@@ -42,25 +43,35 @@ class Outputs:
         self.repository = repository
         self.tokens = tokens
         self.scheduler: StepCompleter = NoScheduler()
+        self.logs: LogStore = NoLogStore()
 
     async def report(self, report: ReportStepOutputsRequest, token: str | None) -> bool:
         """Record a step attempt's report and pass it on; True when this call recorded it.
 
         A repeated identical report is forwarded again, so an executor whose
-        first forward failed can retry; CompleteStep is idempotent.
+        first forward failed can retry; CompleteStep is idempotent. A log sent
+        with the report (`log_upload`) is stored first, and the report recorded
+        with `log` naming it (report is changed in place).
         """
         self.tokens.check(token, report.workflow, report.node_id, report.attempt)
         validate_report(report)
-        recorded = self.repository.record(report)
-        try:
-            accepted = await self.scheduler.complete_step(report)
-        except _PERMANENT_FORWARD_ERRORS:
-            raise
-        except TreadleError as exc:
-            raise Unavailable(
-                f"report of {report.workflow}/{report.node_id} attempt {report.attempt} is recorded, "
-                f"but the scheduler could not be told: {exc}"
-            ) from exc
+        if report.HasField("log_upload"):
+            await store_inline_log(report, token, self.logs)
+        # The record (and, co-hosted, the scheduler's save) share one fsync with concurrent reports;
+        # nothing is acknowledged before it.
+        group = self.repository.group
+        with group.deferring():
+            recorded = self.repository.record(report)
+            try:
+                accepted = await self.scheduler.complete_step(report)
+            except _PERMANENT_FORWARD_ERRORS:
+                raise
+            except TreadleError as exc:
+                raise Unavailable(
+                    f"report of {report.workflow}/{report.node_id} attempt {report.attempt} is recorded, "
+                    f"but the scheduler could not be told: {exc}"
+                ) from exc
+        await group.sync()
         if not accepted:
             log.debug("scheduler already had %s/%s attempt %d", report.workflow, report.node_id, report.attempt)
         return recorded
@@ -96,6 +107,17 @@ def validate_report(report: ReportStepOutputsRequest) -> None:
     for i, artifact in enumerate(outputs.artifacts):
         if not artifact.name:
             violations.append(FieldViolation(f"outputs.artifacts[{i}].name", "name is required"))
+    if report.HasField("log_upload"):
+        if report.HasField("log"):
+            violations.append(FieldViolation("log_upload", "set either log or log_upload, not both"))
+        if len(report.log_upload.data) > INLINE_LOG_BYTES:
+            violations.append(
+                FieldViolation(
+                    "log_upload.data",
+                    f"holds {len(report.log_upload.data)} bytes; a report carries at most {INLINE_LOG_BYTES} "
+                    "(store a larger log with ArtifactService and set log)",
+                )
+            )
     if violations:
         raise InvalidSpec(violations)
 

@@ -13,7 +13,7 @@ from google.protobuf import json_format
 
 from treadle.errors import FailedPrecondition, NotFound
 from treadle.outputs.v1.outputs_pb2 import ReportStepOutputsRequest
-from treadle.store.sqlite import migrate
+from treadle.store.sqlite import group_commit, migrate
 
 SCHEMA = [
     """
@@ -32,10 +32,14 @@ LATEST_ATTEMPT = -1
 
 
 class OutputRepository:
-    """Stores step reports. Calls are synchronous: the connection is shared by the services of one process."""
+    """Stores step reports. Calls are synchronous: the connection is shared by the services of one process.
+
+    record() commits in `group.write()`: a caller inside `group.deferring()` makes it durable with
+    `await group.sync()` (treadle.store.durability)."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
+        self.group = group_commit(conn)
         migrate(conn, "outputs", SCHEMA)
 
     def record(self, report: ReportStepOutputsRequest) -> bool:
@@ -44,11 +48,12 @@ class OutputRepository:
         A different report for the same attempt is a conflict: an attempt has
         exactly one outcome.
         """
-        cursor = self._conn.execute(
-            "INSERT INTO outputs_reports(workflow, node_id, attempt, report, recorded_at) VALUES(?, ?, ?, ?, ?) "
-            "ON CONFLICT(workflow, node_id, attempt) DO NOTHING",
-            (report.workflow, report.node_id, report.attempt, _to_json(report), time.time()),
-        )
+        with self.group.write():
+            cursor = self._conn.execute(
+                "INSERT INTO outputs_reports(workflow, node_id, attempt, report, recorded_at) VALUES(?, ?, ?, ?, ?) "
+                "ON CONFLICT(workflow, node_id, attempt) DO NOTHING",
+                (report.workflow, report.node_id, report.attempt, _to_json(report), time.time()),
+            )
         if cursor.rowcount == 1:
             return True
         stored = self.get(report.workflow, report.node_id, report.attempt)

@@ -159,7 +159,12 @@ class Scheduler:
         decisions = run.engine.complete_pod(node_id, attempt, phase, outputs, message)
         if decisions is None:
             return False
-        await self._commit(run, decisions)
+        # Concurrent completions share one fsync (group commit). The next steps are launched before
+        # it, so after a power loss a step may run twice (once before, once when the run resumes).
+        group = self.repo.group
+        with group.deferring():
+            await self._commit(run, decisions)
+        await group.sync()
         return True
 
     async def control(self, name: str, verb: str, **kwargs: Any) -> Snapshot:

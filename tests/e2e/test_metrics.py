@@ -86,15 +86,15 @@ def test_metrics_are_served_to_prometheus(tmp_path: Path) -> None:
         )
         == 1
     )
-    # Calls that still cross gRPC: one report per step; three logs and make's artifact, each at most 1 MiB,
-    # in one PutArtifact call apiece (no stream).
+    # Calls that still cross gRPC: one report per step, which carries the step's small log; make's artifact
+    # (at most 1 MiB) in one PutArtifact call (no stream).
     server_calls = "rpc_server_call_duration_seconds_count"
     outputs = "treadle.outputs.v1.OutputService"
     assert (
         value(found, server_calls, rpc_service=outputs, rpc_method="ReportStepOutputs", rpc_grpc_status_code="0") == 3
     )
     artifacts = "treadle.artifacts.v1.ArtifactService"
-    assert value(found, server_calls, rpc_service=artifacts, rpc_method="PutArtifact", rpc_grpc_status_code="0") == 4
+    assert value(found, server_calls, rpc_service=artifacts, rpc_method="PutArtifact", rpc_grpc_status_code="0") == 1
     assert value(found, server_calls, rpc_method="UploadArtifact") == 0
     # The local runtime delivers each step's context with its launch, and OutputService hands reports to the
     # co-hosted scheduler in-process: neither call reaches the gRPC server.

@@ -193,12 +193,17 @@ def test_a_dag_run_is_one_trace_with_every_phase_in_place(tmp_path: Path) -> Non
         assert completed.attributes["rpc.method"] == "CompleteStep"
         assert reported.start_ns <= completed.start_ns <= completed.end_ns <= reported.end_ns
         assert tree.children(completed) == []
-        # A log of at most 1 MiB is saved with one PutArtifact call, not a stream.
-        wait = tree.child(node, "executor.wait")
-        log_upload = tree.child(wait, "artifact.upload main-logs")
+        # A small log travels with the report: OutputService stores it (PutArtifact, in-process when
+        # co-hosted) before it hands the report on, and the executor makes no upload of its own.
+        log_upload = tree.child(reported, "artifact.upload main-logs")
+        assert log_upload.attributes["treadle.artifact.size_bytes"] >= 0
+        assert log_upload.attributes["treadle.artifact.key"].endswith(".log")
+        assert log_upload.end_ns <= completed.start_ns
         put = tree.child(log_upload, "treadle.artifacts.v1.ArtifactService/PutArtifact")
-        assert put.kind == SPAN_KIND_SERVER and put.attributes["rpc.grpc.status_code"] == 0
+        assert put.kind == SPAN_KIND_INTERNAL and put.attributes["rpc.system"] == "inprocess"
         assert [s.name for s in tree.children(log_upload)] == ["treadle.artifacts.v1.ArtifactService/PutArtifact"]
+        wait = tree.child(node, "executor.wait")
+        assert "artifact.upload main-logs" not in {s.name for s in tree.children(wait)}
 
     # The local runtime delivers each step's context with its launch: no executor asks the scheduler for it.
     assert tree.all("treadle.scheduler.v1.SchedulerService/GetStepContext") == []

@@ -33,6 +33,7 @@ from treadle.executor.rpc import ServiceChannels
 from treadle.executor.sandbox import SandboxMode
 from treadle.executor.spawner import Spawner
 from treadle.executor.step import StepOutcome, StepRunner
+from treadle.grpcutil.channels import open_channel
 from treadle.grpcutil.server import ServiceBinding, create_server
 from treadle.outputs.v1 import outputs_pb2, outputs_pb2_grpc
 from treadle.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
@@ -40,6 +41,8 @@ from treadle.services.artifacts.repository import ArtifactRepository
 from treadle.services.artifacts.service import SERVICE_NAME as ARTIFACT_SERVICE
 from treadle.services.artifacts.service import ArtifactServicer
 from treadle.services.artifacts.stores import MemoryStore
+from treadle.services.outputs.artifacts_client import GrpcLogStore
+from treadle.services.outputs.log_store import LogStore, NoLogStore, store_inline_log
 from treadle.workflow.v1 import workflow_pb2
 
 TOKENS = StepTokens(b"0123456789abcdef0123456789abcdef")
@@ -84,10 +87,16 @@ class FakeScheduler(scheduler_pb2_grpc.SchedulerServiceServicer):
 
 
 class FakeOutputs(outputs_pb2_grpc.OutputServiceServicer):
-    """ReportStepOutputs only: records every report, checking the step token."""
+    """ReportStepOutputs only: records every report, checking the step token.
+
+    A log sent with the report is stored as OutputService stores it: through the real ArtifactService,
+    over gRPC (a split deployment's path), with the step's token.
+    """
 
     def __init__(self) -> None:
         self.reports: dict[Key, outputs_pb2.ReportStepOutputsRequest] = {}
+        self.log_store: LogStore = NoLogStore()
+        self.inline_logs = 0
 
     async def ReportStepOutputs(
         self, request: outputs_pb2.ReportStepOutputsRequest, context: Context
@@ -97,6 +106,9 @@ class FakeOutputs(outputs_pb2_grpc.OutputServiceServicer):
             TOKENS.check(_token(context), *key)
         except PermissionDenied as exc:
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
+        if request.HasField("log_upload"):
+            self.inline_logs += 1
+            await store_inline_log(request, _token(context), self.log_store)
         self.reports[key] = request
         return outputs_pb2.ReportStepOutputsResponse(recorded=True)
 
@@ -167,9 +179,12 @@ async def serving() -> AsyncIterator[Services]:
         ),
     ]
     server = await create_server(bindings)
+    channel = open_channel(server.address)
+    outputs.log_store = GrpcLogStore(channel)
     try:
         yield Services(server.address, scheduler, outputs, store)
     finally:
+        await channel.close()
         await server.server.stop(None)
 
 
@@ -599,6 +614,24 @@ def test_large_result_and_parameter_are_reported_as_blobs_holding_the_exact_text
         assert (result_ref.key, result_ref.archive) == ("wf/wf-node-1-0/outputs.result.txt", "none")
         assert await services.read(result_ref.key) == b"r" * 300_000  # one trailing newline trimmed
         assert await services.read(value_ref.key) == b"p" * 300_000
+
+    run(tmp_path, body)
+
+
+def test_a_small_log_goes_with_the_report_and_a_larger_one_through_the_artifact_service(tmp_path: Path) -> None:
+    from treadle.services.outputs.log_store import INLINE_LOG_BYTES
+
+    async def body(services: Services, runner: StepRunner) -> None:
+        small = services.step(sh("echo small"))
+        large = services.step(sh(f"head -c {INLINE_LOG_BYTES + 1} /dev/zero | tr '\\0' L >&2"))
+        for launch in (small, large):
+            succeeded(await runner.run(launch), services.report(launch))
+        # Only the small log came inline (OutputService stored it); the large one the executor stored itself.
+        assert services.outputs.inline_logs == 1
+        assert await services.read(services.report(small).log.key) == b"small\n"
+        large_log = services.report(large).log
+        assert large_log.size_bytes == INLINE_LOG_BYTES + 1
+        assert await services.read(large_log.key) == b"L" * (INLINE_LOG_BYTES + 1)
 
     run(tmp_path, body)
 

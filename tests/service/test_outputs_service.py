@@ -1,8 +1,10 @@
-"""OutputService over real gRPC: step tokens, idempotent reports, and the forward to the scheduler."""
+"""OutputService over real gRPC: step tokens, idempotent reports, the forward to the scheduler, and logs sent
+with a report (stored through a real ArtifactService, over gRPC as in a split deployment)."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -14,12 +16,18 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from treadle.artifacts.v1 import artifacts_pb2, artifacts_pb2_grpc
 from treadle.auth import STEP_TOKEN_METADATA, StepTokens
 from treadle.config import ServerConfig, ServiceAddresses
 from treadle.grpcutil.channels import open_channel
 from treadle.grpcutil.server import RunningServer, ServiceBinding, create_server
 from treadle.outputs.v1 import outputs_pb2, outputs_pb2_grpc
 from treadle.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
+from treadle.services.artifacts.repository import ArtifactRepository
+from treadle.services.artifacts.service import SERVICE_NAME as ARTIFACT_SERVICE
+from treadle.services.artifacts.service import ArtifactServicer
+from treadle.services.artifacts.stores import MemoryStore
+from treadle.services.outputs.log_store import INLINE_LOG_BYTES
 from treadle.services.outputs.setup import build
 from treadle.store.sqlite import open_database
 from treadle.workflow.v1 import workflow_pb2
@@ -47,25 +55,45 @@ class FakeScheduler(scheduler_pb2_grpc.SchedulerServiceServicer):
 class Harness:
     stub: outputs_pb2_grpc.OutputServiceAsyncStub
     scheduler: FakeScheduler
+    # What the ArtifactService beside the scheduler stored.
+    store: MemoryStore
+
+    async def read(self, key: str) -> bytes:
+        reader = await self.store.get(key)
+        async with reader:
+            return b"".join([chunk async for chunk in reader])
 
 
 @asynccontextmanager
-async def running(tmp_path: Path, *, scheduler_configured: bool = True) -> AsyncIterator[Harness]:
+async def running(
+    tmp_path: Path, *, scheduler_configured: bool = True, artifacts_configured: bool = True
+) -> AsyncIterator[Harness]:
     fake = FakeScheduler()  # type: ignore[abstract]  # the generated base answers UNIMPLEMENTED for the rest
+    store = MemoryStore()
     scheduler_server = await create_server(
         [
             ServiceBinding(
                 "treadle.scheduler.v1.SchedulerService", fake, scheduler_pb2_grpc.add_SchedulerServiceServicer_to_server
-            )
+            ),
+            ServiceBinding(
+                ARTIFACT_SERVICE,
+                ArtifactServicer(ArtifactRepository(store, tokens=TOKENS)),
+                artifacts_pb2_grpc.add_ArtifactServiceServicer_to_server,
+            ),
         ]
     )
     conn = open_database(tmp_path / "state.db")
     app = build(ServerConfig(data_dir=tmp_path), conn, TOKENS)
     server: RunningServer = await create_server([app.binding])
-    await app.start(ServiceAddresses(scheduler=scheduler_server.address if scheduler_configured else ""))
+    await app.start(
+        ServiceAddresses(
+            scheduler=scheduler_server.address if scheduler_configured else "",
+            artifacts=scheduler_server.address if artifacts_configured else "",
+        )
+    )
     channel = open_channel(server.address)
     try:
-        yield Harness(outputs_pb2_grpc.OutputServiceStub(channel), fake)
+        yield Harness(outputs_pb2_grpc.OutputServiceStub(channel), fake, store)
     finally:
         await channel.close()
         await server.drain(0)
@@ -257,3 +285,94 @@ def test_get_picks_an_attempt_or_the_latest_and_delete_removes_them_all(tmp_path
         )
 
     run(tmp_path, test)
+
+
+def with_inline_log(data: bytes, *, repository: str = "") -> outputs_pb2.ReportStepOutputsRequest:
+    sent = report()
+    sent.ClearField("log")
+    header = artifacts_pb2.UploadHeader(
+        workflow="wf", pod_name="wf-pod", artifact_name="main-logs", suffix=".log", repository=repository
+    )
+    sent.log_upload.CopyFrom(
+        artifacts_pb2.PutArtifactRequest(header=header, data=data, sha256=hashlib.sha256(data).hexdigest())
+    )
+    return sent
+
+
+def test_a_log_sent_with_the_report_is_stored_and_the_report_recorded_pointing_at_it(tmp_path: Path) -> None:
+    async def test(h: Harness) -> None:
+        data = b"hello\nworld\n"
+        sent = with_inline_log(data)
+        assert (await h.stub.ReportStepOutputs(sent, metadata=token_for(sent), timeout=5)).recorded is True
+        stored = (await h.stub.GetStepOutputs(outputs_pb2.GetStepOutputsRequest(workflow="wf", node_id="wf-1"))).report
+        assert not stored.HasField("log_upload")
+        assert stored.log.key == "wf/wf-pod/main-logs.log"
+        assert (stored.log.size_bytes, stored.log.sha256, stored.log.archive) == (
+            len(data),
+            hashlib.sha256(data).hexdigest(),
+            "none",
+        )
+        assert await h.read(stored.log.key) == data
+        assert stored.phase == workflow_pb2.NODE_PHASE_SUCCEEDED
+        [completed] = h.scheduler.completed
+        assert completed.phase == workflow_pb2.NODE_PHASE_SUCCEEDED
+        # The executor sends the same report again (a lost answer): nothing changes.
+        again = await h.stub.ReportStepOutputs(sent, metadata=token_for(sent), timeout=5)
+        assert again.recorded is False
+
+    run(tmp_path, test)
+
+
+def test_a_log_that_cannot_be_stored_makes_the_step_an_error_with_its_outputs_kept(tmp_path: Path) -> None:
+    async def test(h: Harness) -> None:
+        sent = with_inline_log(b"hi\n", repository="elsewhere")
+        assert (await h.stub.ReportStepOutputs(sent, metadata=token_for(sent), timeout=5)).recorded is True
+        stored = (await h.stub.GetStepOutputs(outputs_pb2.GetStepOutputsRequest(workflow="wf", node_id="wf-1"))).report
+        assert stored.phase == workflow_pb2.NODE_PHASE_ERROR
+        assert stored.message == "saving the log failed: artifact repository 'elsewhere' not found"
+        assert not stored.HasField("log") and not stored.HasField("log_upload")
+        assert stored.outputs.result == "hello"
+        [completed] = h.scheduler.completed
+        assert completed.phase == workflow_pb2.NODE_PHASE_ERROR
+
+    run(tmp_path, test)
+
+
+def test_a_log_sent_with_the_report_is_checked_before_anything_is_stored(tmp_path: Path) -> None:
+    async def test(h: Harness) -> None:
+        too_big = with_inline_log(b"x" * (INLINE_LOG_BYTES + 1))
+        both = with_inline_log(b"hi\n")
+        both.log.CopyFrom(workflow_pb2.StoredArtifact(key="wf/pod/main.log"))
+        for sent, field in ((too_big, "log_upload.data"), (both, "log_upload")):
+            error = await expect_code(
+                h.stub.ReportStepOutputs(sent, metadata=token_for(sent), timeout=5), grpc.StatusCode.INVALID_ARGUMENT
+            )
+            status = rpc_status.from_call(error)
+            assert status is not None
+            bad = error_details_pb2.BadRequest()
+            assert status.details[0].Unpack(bad)
+            assert [v.field for v in bad.field_violations] == [field]
+        await expect_code(
+            h.stub.GetStepOutputs(outputs_pb2.GetStepOutputsRequest(workflow="wf", node_id="wf-1"), timeout=5),
+            grpc.StatusCode.NOT_FOUND,
+        )
+        assert (await h.store.list()).objects == []
+        assert h.scheduler.completed == []
+
+    run(tmp_path, test)
+
+
+def test_without_an_artifact_service_a_log_sent_with_the_report_is_unavailable(tmp_path: Path) -> None:
+    async def test(h: Harness) -> None:
+        sent = with_inline_log(b"hi\n")
+        await expect_code(
+            h.stub.ReportStepOutputs(sent, metadata=token_for(sent), timeout=5), grpc.StatusCode.UNAVAILABLE
+        )
+        # Nothing half-done: the executor sends it again later.
+        await expect_code(
+            h.stub.GetStepOutputs(outputs_pb2.GetStepOutputsRequest(workflow="wf", node_id="wf-1"), timeout=5),
+            grpc.StatusCode.NOT_FOUND,
+        )
+        assert h.scheduler.completed == []
+
+    run(tmp_path, test, artifacts_configured=False)

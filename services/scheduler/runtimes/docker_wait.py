@@ -29,7 +29,7 @@ from treadle.workflow.v1 import workflow_pb2
 log = logging.getLogger(__name__)
 
 SIGKILL_EXIT_CODE = 137
-OOM_FLAG_CHECKS = 5
+OOM_FLAG_CHECKS = 20  # up to 2 s: on a loaded machine the event came after 0.5 s
 OOM_FLAG_INTERVAL_SECONDS = 0.1
 
 # A wait without a deadline is re-issued this often, so that no call to the engine is unbounded.

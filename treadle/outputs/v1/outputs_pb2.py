@@ -22,38 +22,39 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from treadle.artifacts.v1 import artifacts_pb2 as treadle_dot_artifacts_dot_v1_dot_artifacts__pb2
 from treadle.workflow.v1 import workflow_pb2 as treadle_dot_workflow_dot_v1_dot_workflow__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n treadle/outputs/v1/outputs.proto\x12\x12treadle.outputs.v1\x1a\"treadle/workflow/v1/workflow.proto\"\xef\x01\n\x18ReportStepOutputsRequest\x12\x10\n\x08workflow\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\x05\x12-\n\x05phase\x18\x04 \x01(\x0e\x32\x1e.treadle.workflow.v1.NodePhase\x12\x0f\n\x07message\x18\x05 \x01(\t\x12-\n\x07outputs\x18\x06 \x01(\x0b\x32\x1c.treadle.workflow.v1.Outputs\x12\x30\n\x03log\x18\x07 \x01(\x0b\x32#.treadle.workflow.v1.StoredArtifact\"-\n\x19ReportStepOutputsResponse\x12\x10\n\x08recorded\x18\x01 \x01(\x08\"K\n\x15GetStepOutputsRequest\x12\x10\n\x08workflow\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\x05\"V\n\x16GetStepOutputsResponse\x12<\n\x06report\x18\x01 \x01(\x0b\x32,.treadle.outputs.v1.ReportStepOutputsRequest\"0\n\x1c\x44\x65leteWorkflowOutputsRequest\x12\x10\n\x08workflow\x18\x01 \x01(\t\"0\n\x1d\x44\x65leteWorkflowOutputsResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\x05\"C\n\rStepLogHeader\x12\x10\n\x08workflow\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\x05\"d\n\x14StreamStepLogRequest\x12\x33\n\x06header\x18\x01 \x01(\x0b\x32!.treadle.outputs.v1.StepLogHeaderH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"\x17\n\x15StreamStepLogResponse\"L\n\x14\x46ollowStepLogRequest\x12\x10\n\x08workflow\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\x11\n\tfrom_line\x18\x03 \x01(\x03\":\n\x15\x46ollowStepLogResponse\x12\r\n\x05lines\x18\x01 \x03(\t\x12\x12\n\nfirst_line\x18\x02 \x01(\x03\x32\xb8\x04\n\rOutputService\x12p\n\x11ReportStepOutputs\x12,.treadle.outputs.v1.ReportStepOutputsRequest\x1a-.treadle.outputs.v1.ReportStepOutputsResponse\x12g\n\x0eGetStepOutputs\x12).treadle.outputs.v1.GetStepOutputsRequest\x1a*.treadle.outputs.v1.GetStepOutputsResponse\x12|\n\x15\x44\x65leteWorkflowOutputs\x12\x30.treadle.outputs.v1.DeleteWorkflowOutputsRequest\x1a\x31.treadle.outputs.v1.DeleteWorkflowOutputsResponse\x12\x66\n\rStreamStepLog\x12(.treadle.outputs.v1.StreamStepLogRequest\x1a).treadle.outputs.v1.StreamStepLogResponse(\x01\x12\x66\n\rFollowStepLog\x12(.treadle.outputs.v1.FollowStepLogRequest\x1a).treadle.outputs.v1.FollowStepLogResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n treadle/outputs/v1/outputs.proto\x12\x12treadle.outputs.v1\x1a$treadle/artifacts/v1/artifacts.proto\x1a\"treadle/workflow/v1/workflow.proto\"\xad\x02\n\x18ReportStepOutputsRequest\x12\x10\n\x08workflow\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\x05\x12-\n\x05phase\x18\x04 \x01(\x0e\x32\x1e.treadle.workflow.v1.NodePhase\x12\x0f\n\x07message\x18\x05 \x01(\t\x12-\n\x07outputs\x18\x06 \x01(\x0b\x32\x1c.treadle.workflow.v1.Outputs\x12\x30\n\x03log\x18\x07 \x01(\x0b\x32#.treadle.workflow.v1.StoredArtifact\x12<\n\nlog_upload\x18\x08 \x01(\x0b\x32(.treadle.artifacts.v1.PutArtifactRequest\"-\n\x19ReportStepOutputsResponse\x12\x10\n\x08recorded\x18\x01 \x01(\x08\"K\n\x15GetStepOutputsRequest\x12\x10\n\x08workflow\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\x05\"V\n\x16GetStepOutputsResponse\x12<\n\x06report\x18\x01 \x01(\x0b\x32,.treadle.outputs.v1.ReportStepOutputsRequest\"0\n\x1c\x44\x65leteWorkflowOutputsRequest\x12\x10\n\x08workflow\x18\x01 \x01(\t\"0\n\x1d\x44\x65leteWorkflowOutputsResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\x05\"C\n\rStepLogHeader\x12\x10\n\x08workflow\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\x05\"d\n\x14StreamStepLogRequest\x12\x33\n\x06header\x18\x01 \x01(\x0b\x32!.treadle.outputs.v1.StepLogHeaderH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"\x17\n\x15StreamStepLogResponse\"L\n\x14\x46ollowStepLogRequest\x12\x10\n\x08workflow\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\x11\n\tfrom_line\x18\x03 \x01(\x03\":\n\x15\x46ollowStepLogResponse\x12\r\n\x05lines\x18\x01 \x03(\t\x12\x12\n\nfirst_line\x18\x02 \x01(\x03\x32\xb8\x04\n\rOutputService\x12p\n\x11ReportStepOutputs\x12,.treadle.outputs.v1.ReportStepOutputsRequest\x1a-.treadle.outputs.v1.ReportStepOutputsResponse\x12g\n\x0eGetStepOutputs\x12).treadle.outputs.v1.GetStepOutputsRequest\x1a*.treadle.outputs.v1.GetStepOutputsResponse\x12|\n\x15\x44\x65leteWorkflowOutputs\x12\x30.treadle.outputs.v1.DeleteWorkflowOutputsRequest\x1a\x31.treadle.outputs.v1.DeleteWorkflowOutputsResponse\x12\x66\n\rStreamStepLog\x12(.treadle.outputs.v1.StreamStepLogRequest\x1a).treadle.outputs.v1.StreamStepLogResponse(\x01\x12\x66\n\rFollowStepLog\x12(.treadle.outputs.v1.FollowStepLogRequest\x1a).treadle.outputs.v1.FollowStepLogResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'treadle.outputs.v1.outputs_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_REPORTSTEPOUTPUTSREQUEST']._serialized_start=93
-  _globals['_REPORTSTEPOUTPUTSREQUEST']._serialized_end=332
-  _globals['_REPORTSTEPOUTPUTSRESPONSE']._serialized_start=334
-  _globals['_REPORTSTEPOUTPUTSRESPONSE']._serialized_end=379
-  _globals['_GETSTEPOUTPUTSREQUEST']._serialized_start=381
-  _globals['_GETSTEPOUTPUTSREQUEST']._serialized_end=456
-  _globals['_GETSTEPOUTPUTSRESPONSE']._serialized_start=458
-  _globals['_GETSTEPOUTPUTSRESPONSE']._serialized_end=544
-  _globals['_DELETEWORKFLOWOUTPUTSREQUEST']._serialized_start=546
-  _globals['_DELETEWORKFLOWOUTPUTSREQUEST']._serialized_end=594
-  _globals['_DELETEWORKFLOWOUTPUTSRESPONSE']._serialized_start=596
-  _globals['_DELETEWORKFLOWOUTPUTSRESPONSE']._serialized_end=644
-  _globals['_STEPLOGHEADER']._serialized_start=646
-  _globals['_STEPLOGHEADER']._serialized_end=713
-  _globals['_STREAMSTEPLOGREQUEST']._serialized_start=715
-  _globals['_STREAMSTEPLOGREQUEST']._serialized_end=815
-  _globals['_STREAMSTEPLOGRESPONSE']._serialized_start=817
-  _globals['_STREAMSTEPLOGRESPONSE']._serialized_end=840
-  _globals['_FOLLOWSTEPLOGREQUEST']._serialized_start=842
-  _globals['_FOLLOWSTEPLOGREQUEST']._serialized_end=918
-  _globals['_FOLLOWSTEPLOGRESPONSE']._serialized_start=920
-  _globals['_FOLLOWSTEPLOGRESPONSE']._serialized_end=978
-  _globals['_OUTPUTSERVICE']._serialized_start=981
-  _globals['_OUTPUTSERVICE']._serialized_end=1549
+  _globals['_REPORTSTEPOUTPUTSREQUEST']._serialized_start=131
+  _globals['_REPORTSTEPOUTPUTSREQUEST']._serialized_end=432
+  _globals['_REPORTSTEPOUTPUTSRESPONSE']._serialized_start=434
+  _globals['_REPORTSTEPOUTPUTSRESPONSE']._serialized_end=479
+  _globals['_GETSTEPOUTPUTSREQUEST']._serialized_start=481
+  _globals['_GETSTEPOUTPUTSREQUEST']._serialized_end=556
+  _globals['_GETSTEPOUTPUTSRESPONSE']._serialized_start=558
+  _globals['_GETSTEPOUTPUTSRESPONSE']._serialized_end=644
+  _globals['_DELETEWORKFLOWOUTPUTSREQUEST']._serialized_start=646
+  _globals['_DELETEWORKFLOWOUTPUTSREQUEST']._serialized_end=694
+  _globals['_DELETEWORKFLOWOUTPUTSRESPONSE']._serialized_start=696
+  _globals['_DELETEWORKFLOWOUTPUTSRESPONSE']._serialized_end=744
+  _globals['_STEPLOGHEADER']._serialized_start=746
+  _globals['_STEPLOGHEADER']._serialized_end=813
+  _globals['_STREAMSTEPLOGREQUEST']._serialized_start=815
+  _globals['_STREAMSTEPLOGREQUEST']._serialized_end=915
+  _globals['_STREAMSTEPLOGRESPONSE']._serialized_start=917
+  _globals['_STREAMSTEPLOGRESPONSE']._serialized_end=940
+  _globals['_FOLLOWSTEPLOGREQUEST']._serialized_start=942
+  _globals['_FOLLOWSTEPLOGREQUEST']._serialized_end=1018
+  _globals['_FOLLOWSTEPLOGRESPONSE']._serialized_start=1020
+  _globals['_FOLLOWSTEPLOGRESPONSE']._serialized_end=1078
+  _globals['_OUTPUTSERVICE']._serialized_start=1081
+  _globals['_OUTPUTSERVICE']._serialized_end=1649
 # @@protoc_insertion_point(module_scope)

@@ -7,6 +7,7 @@ from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
+from treadle.artifacts.v1 import artifacts_pb2 as _artifacts_pb2
 from treadle.workflow.v1 import workflow_pb2 as _workflow_pb2
 import builtins as _builtins
 import sys
@@ -32,6 +33,7 @@ class ReportStepOutputsRequest(_message.Message):
     MESSAGE_FIELD_NUMBER: _builtins.int
     OUTPUTS_FIELD_NUMBER: _builtins.int
     LOG_FIELD_NUMBER: _builtins.int
+    LOG_UPLOAD_FIELD_NUMBER: _builtins.int
     workflow: _builtins.str
     """Workflow name."""
     node_id: _builtins.str
@@ -52,6 +54,15 @@ class ReportStepOutputsRequest(_message.Message):
     def log(self) -> _workflow_pb2.StoredArtifact:
         """The step's combined log, stored in the artifact repository."""
 
+    @_builtins.property
+    def log_upload(self) -> _artifacts_pb2.PutArtifactRequest:
+        """A small log (at most 64 KiB of data) sent with the report instead of
+        through its own ArtifactService call: the service stores it with
+        ArtifactService.PutArtifact under the same step token, then records the
+        report with `log` set to the stored object and this field cleared. Set
+        `log` or this, not both.
+        """
+
     def __init__(
         self,
         *,
@@ -62,10 +73,11 @@ class ReportStepOutputsRequest(_message.Message):
         message: _builtins.str = ...,
         outputs: _workflow_pb2.Outputs | None = ...,
         log: _workflow_pb2.StoredArtifact | None = ...,
+        log_upload: _artifacts_pb2.PutArtifactRequest | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["log", b"log", "outputs", b"outputs"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["log", b"log", "log_upload", b"log_upload", "outputs", b"outputs"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "log", b"log", "message", b"message", "node_id", b"node_id", "outputs", b"outputs", "phase", b"phase", "workflow", b"workflow"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "log", b"log", "log_upload", b"log_upload", "message", b"message", "node_id", b"node_id", "outputs", b"outputs", "phase", b"phase", "workflow", b"workflow"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
