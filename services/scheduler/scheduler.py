@@ -25,6 +25,7 @@ from treadle.services.scheduler.artifact_calls import (
     wants_artifact_gc,
 )
 from treadle.services.scheduler.engine import (
+    PACK_ABOVE,
     Decisions,
     Launch,
     MemoryNodeTable,
@@ -64,8 +65,8 @@ class Run:
     # Its large values, so that where they are passed on they are stored as references too (large_values.py).
     values: KnownValues = field(default_factory=KnownValues)
 
-    def snapshot(self) -> Snapshot:
-        return Snapshot(self.engine.state, list(self.table.all()), self.version)
+    def snapshot(self, *, with_nodes: bool = True) -> Snapshot:
+        return Snapshot(self.engine.state, list(self.table.all()) if with_nodes else [], self.version)
 
 
 class Scheduler:
@@ -222,7 +223,7 @@ class Scheduler:
     def snapshot(self, name: str, *, with_nodes: bool = True) -> Snapshot:
         run = self._runs.get(name)
         if run is not None:
-            return run.snapshot()
+            return run.snapshot(with_nodes=with_nodes)
         stored = self.repo.load(name)
         if stored is None:
             raise NotFound("workflow", name)
@@ -285,7 +286,7 @@ class Scheduler:
     # -- internals ------------------------------------------------------------
 
     def _load(self, stored: StoredRun) -> Run:
-        table = MemoryNodeTable(self.repo.load_nodes(stored.name))
+        table = MemoryNodeTable(self.repo.load_nodes(stored.name), pack_above=PACK_ABOVE)
         engine = WorkflowEngine(
             stored.state,
             stored.spec,

@@ -12,11 +12,12 @@ from treadle.services.scheduler.engine.model import (
     WorkflowState,
     node_id_for,
 )
-from treadle.services.scheduler.engine.nodes import MemoryNodeTable, NodeTable
+from treadle.services.scheduler.engine.nodes import PACK_ABOVE, MemoryNodeTable, NodeTable
 from treadle.services.scheduler.engine.workflow import WorkflowEngine
 
 __all__ = [
     "FINAL_PHASES",
+    "PACK_ABOVE",
     "Cancel",
     "Decisions",
     "Launch",
