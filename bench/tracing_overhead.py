@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import resource
 import signal
 import statistics
 import subprocess
@@ -71,17 +72,13 @@ def bare_command_seconds(samples: int = 50) -> tuple[float, float]:
     walls: list[float] = []
     cpus: list[float] = []
     for _ in range(samples):
-        children_before = os.times()
+        # getrusage, not os.times: its microseconds resolve one short command (os.times counts clock ticks).
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
         subprocess.run(STEP_COMMAND, check=True, capture_output=True)
         walls.append(time.perf_counter() - started)
-        children_after = os.times()
-        cpus.append(
-            children_after.children_user
-            - children_before.children_user
-            + children_after.children_system
-            - children_before.children_system
-        )
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
     return statistics.median(walls), statistics.median(cpus)
 
 
