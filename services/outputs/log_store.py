@@ -51,6 +51,7 @@ async def store_inline_log(report: ReportStepOutputsRequest, token: str | None, 
         except Unavailable:
             raise
         except TreadleError as exc:
+            span.set_status(trace.Status(trace.StatusCode.ERROR, str(exc)))
             report.ClearField("log_upload")
             _log_failed(report, f"saving the log failed: {exc}")
             return
