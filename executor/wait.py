@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import os
+from io import FileIO
 
 from treadle.archive import ArchiveKind, pack_artifact
 from treadle.artifacts.v1 import artifacts_pb2
@@ -16,7 +16,7 @@ from treadle.executor.rpc import ServiceChannels, step_metadata
 from treadle.executor.tracing import step_span
 from treadle.outputs.v1 import outputs_pb2
 from treadle.services.artifacts import step_io, values
-from treadle.services.artifacts.client import upload_file
+from treadle.services.artifacts.client import put_request, read_small, upload_file
 from treadle.services.outputs.log_store import INLINE_LOG_BYTES
 from treadle.telemetry import names
 from treadle.workflow.v1 import workflow_pb2
@@ -117,24 +117,16 @@ class _Uploader:
         """The stored log; or, when it is small, the log itself, for OutputService to store with the report."""
         path = self._prepared.layout.log_file
         try:
-            inline = _small_file(path, INLINE_LOG_BYTES)
+            with FileIO(path, "rb") as f:
+                inline = read_small(f, INLINE_LOG_BYTES)
             if inline is not None:
                 header = step_io.output_header(self.step, workflow_pb2.Artifact(name=LOG_ARTIFACT_NAME), LOG_SUFFIX)
-                return artifacts_pb2.PutArtifactRequest(
-                    header=header, data=inline, sha256=hashlib.sha256(inline).hexdigest()
-                )
+                return put_request(header, inline)
             info = await self.upload(LOG_ARTIFACT_NAME, path, LOG_SUFFIX)
         except (TreadleError, OSError) as exc:
             self._errors.append(f"saving the log failed: {exc}")
             return None
         return step_io.stored_artifact(info, "none")
-
-
-def _small_file(path: os.PathLike[str], limit: int) -> bytes | None:
-    """The file's bytes when it holds at most limit of them, else None."""
-    with open(path, "rb") as f:
-        data = f.read(limit + 1)
-    return data if len(data) <= limit else None
 
 
 async def _spill_large_values(

@@ -5,13 +5,11 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from treadle.errors import AlreadyExists, NotFound
-from treadle.store.sqlite import group_commit, migrate
+from treadle.store.sqlite import group_commit, migrate, transaction
 
 SCHEMA = [
     """
@@ -178,7 +176,7 @@ class AdmissionRepository:
 
     def delete(self, name: str, request_id: str = "") -> bool:
         """Delete a record, remembering request_id so that a retried delete succeeds."""
-        with self._transaction():
+        with transaction(self._conn):
             deleted = self._conn.execute("DELETE FROM admission_workflows WHERE name = ?", (name,)).rowcount == 1
             if deleted and request_id:
                 self._conn.execute(
@@ -213,16 +211,6 @@ class AdmissionRepository:
             "SELECT 1 FROM admission_deletions WHERE request_id = ? AND name = ?", (request_id, name)
         ).fetchone()
         return row is not None
-
-    @contextmanager
-    def _transaction(self) -> Iterator[None]:
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        self._conn.execute("COMMIT")
 
 
 def _record(row: tuple[Any, ...]) -> WorkflowRecord:

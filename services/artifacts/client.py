@@ -61,7 +61,7 @@ async def upload_file(
     f = await blocking(FileIO, path, "rb")  # here, so a missing file fails before the call
     try:
         if os.fstat(f.fileno()).st_size <= CHUNK_BYTES:
-            data = await blocking(_read_small, f)
+            data = await blocking(read_small, f)
             if data is not None:
                 return await put_small(stub, header, data, timeout=timeout, metadata=metadata)
         if announce_digest:
@@ -98,8 +98,8 @@ async def put_small(
     metadata: tuple[tuple[str, str], ...] = (),
 ) -> artifacts_pb2.ArtifactInfo:
     """Store data of at most CHUNK_BYTES with one PutArtifact call: one round trip instead of a stream's."""
-    sha256 = hashlib.sha256(data).hexdigest()
-    request = artifacts_pb2.PutArtifactRequest(header=header, data=data, sha256=sha256)
+    request = put_request(header, data)
+    sha256 = request.sha256
     try:
         response = await stub.PutArtifact(request, timeout=timeout, metadata=metadata)
     except grpc.aio.AioRpcError as exc:
@@ -176,11 +176,17 @@ async def _write(call: UploadCall, request: artifacts_pb2.UploadArtifactRequest)
     return True
 
 
-def _read_small(f: FileIO) -> bytes | None:
-    """The whole file when it still holds at most CHUNK_BYTES (None if it grew: then it is streamed)."""
-    data = f.read(CHUNK_BYTES + 1)
-    if len(data) > CHUNK_BYTES:
-        f.seek(0)
+def put_request(header: artifacts_pb2.UploadHeader, data: bytes) -> artifacts_pb2.PutArtifactRequest:
+    """The PutArtifact message for data (at most CHUNK_BYTES): header, data and its digest."""
+    return artifacts_pb2.PutArtifactRequest(header=header, data=data, sha256=hashlib.sha256(data).hexdigest())
+
+
+def read_small(f: FileIO, limit: int = CHUNK_BYTES) -> bytes | None:
+    """The rest of the file when it holds at most limit bytes; else None, with f back where it was."""
+    start = f.tell()
+    data = f.read(limit + 1)
+    if len(data) > limit:
+        f.seek(start)
         return None
     return data
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 from treadle.services.scheduler.engine.model import Node, WorkflowState
 from treadle.services.scheduler.large_values import without_inline_values
-from treadle.store.sqlite import group_commit, migrate
+from treadle.store.sqlite import group_commit, migrate, transaction
 
 SCHEMA = [
     """CREATE TABLE scheduler_workflows (
@@ -65,16 +65,9 @@ class SchedulerRepository:
         self.group = group_commit(conn)
         migrate(conn, "scheduler", SCHEMA)
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self) -> AbstractContextManager[None]:
         """One transaction around several writes (synchronous code only: the connection is shared)."""
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
+        return transaction(self.conn)
 
     def insert(self, run: StoredRun) -> bool:
         """Store a new run; False when a run with that name exists already."""
@@ -149,14 +142,9 @@ class SchedulerRepository:
         return out
 
     def delete(self, name: str) -> None:
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(self.conn):
             self.conn.execute("DELETE FROM scheduler_nodes WHERE workflow = ?", (name,))
             self.conn.execute("DELETE FROM scheduler_workflows WHERE name = ?", (name,))
-            self.conn.execute("COMMIT")
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
 
 
 def _dump(record: dict[str, Any]) -> str:

@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from treadle.store.sqlite import migrate
+from treadle.store.sqlite import migrate, transaction
 
 SCHEMA = [
     """CREATE TABLE templates_workflow_templates (
@@ -86,17 +86,12 @@ class TemplateRepository:
         return self.get(t.name)
 
     def delete(self, name: str, request_id: str) -> bool:
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(self.conn):
             gone = self.conn.execute("DELETE FROM templates_workflow_templates WHERE name = ?", (name,)).rowcount == 1
             if gone and request_id:
                 self.conn.execute(
                     "INSERT OR IGNORE INTO templates_deletions(request_id, name) VALUES (?, ?)", (request_id, name)
                 )
-            self.conn.execute("COMMIT")
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
         return gone
 
     def deleted_by(self, request_id: str, name: str) -> bool:

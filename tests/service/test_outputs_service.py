@@ -141,6 +141,15 @@ async def expect_code(call: Awaitable[Any], code: grpc.StatusCode) -> grpc.aio.A
     return caught.value
 
 
+def violated_fields(error: grpc.aio.AioRpcError) -> list[str]:
+    """The fields an INVALID_ARGUMENT error's BadRequest detail names, in order."""
+    status = rpc_status.from_call(error)
+    assert status is not None
+    bad = error_details_pb2.BadRequest()
+    assert status.details[0].Unpack(bad)
+    return [v.field for v in bad.field_violations]
+
+
 def test_a_report_is_stored_and_forwarded(tmp_path: Path) -> None:
     async def test(h: Harness) -> None:
         sent = report()
@@ -221,11 +230,7 @@ def test_an_invalid_report_names_the_field(tmp_path: Path) -> None:
         error = await expect_code(
             h.stub.ReportStepOutputs(sent, metadata=token_for(sent), timeout=5), grpc.StatusCode.INVALID_ARGUMENT
         )
-        status = rpc_status.from_call(error)
-        assert status is not None
-        bad = error_details_pb2.BadRequest()
-        assert status.details[0].Unpack(bad)
-        assert {v.field for v in bad.field_violations} == {"phase", "outputs.exit_code"}
+        assert set(violated_fields(error)) == {"phase", "outputs.exit_code"}
 
     run(tmp_path, test)
 
@@ -347,11 +352,7 @@ def test_a_log_sent_with_the_report_is_checked_before_anything_is_stored(tmp_pat
             error = await expect_code(
                 h.stub.ReportStepOutputs(sent, metadata=token_for(sent), timeout=5), grpc.StatusCode.INVALID_ARGUMENT
             )
-            status = rpc_status.from_call(error)
-            assert status is not None
-            bad = error_details_pb2.BadRequest()
-            assert status.details[0].Unpack(bad)
-            assert [v.field for v in bad.field_violations] == [field]
+            assert violated_fields(error) == [field]
         await expect_code(
             h.stub.GetStepOutputs(outputs_pb2.GetStepOutputsRequest(workflow="wf", node_id="wf-1"), timeout=5),
             grpc.StatusCode.NOT_FOUND,

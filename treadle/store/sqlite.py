@@ -8,11 +8,13 @@ the connection's group commit (treadle.store.durability): then the caller must
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from treadle.store.durability import GroupCommit, group_commit
 
-__all__ = ["Connection", "GroupCommit", "group_commit", "migrate", "open_database"]
+__all__ = ["Connection", "GroupCommit", "group_commit", "migrate", "open_database", "transaction"]
 
 
 class Connection(sqlite3.Connection):
@@ -59,8 +61,7 @@ def migrate(conn: sqlite3.Connection, owner: str, statements: list[str]) -> None
     current = row[0] if row else 0
     if current >= len(statements):
         return
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with transaction(conn):
         for stmt in statements[current:]:
             conn.execute(stmt)
         conn.execute(
@@ -68,7 +69,16 @@ def migrate(conn: sqlite3.Connection, owner: str, statements: list[str]) -> None
             "ON CONFLICT(owner) DO UPDATE SET version = excluded.version",
             (owner, len(statements)),
         )
-        conn.execute("COMMIT")
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """BEGIN IMMEDIATE ... COMMIT around the block, ROLLBACK if it raises (synchronous code only:
+    the connection is shared by the services of one process)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+    conn.execute("COMMIT")
